@@ -1,0 +1,70 @@
+"""The `slick-hf annotate` job: questions + model -> a Hub-style annotated dataset folder."""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import DatasetDict
+
+from . import __version__
+from .annotate import annotate_dataset, exemplar_pools_by_relation
+from .cards import category_stats, render_annotation_section
+from .engines.base import Engine
+from .hub import config_name_for, write_dataset_repo
+from .questions import load_question_splits
+from .slick import SlickConfig
+
+logger = logging.getLogger(__name__)
+WORK_DIR = ".slick_work"
+
+
+@dataclass
+class AnnotateJob:
+    """Everything one annotation run needs; `run` is resumable and idempotent."""
+
+    dataset: str
+    output_dir: Path
+    model: str
+    splits: Sequence[str] = ("train", "dev", "test")
+    data_dir: Path | None = None
+    relations: str | Sequence[str] | None = None
+    limit_per_relation: int | None = None
+    config_name: str | None = None
+    slick: SlickConfig = field(default_factory=SlickConfig)
+    chunk_size: int = 8
+
+    def run(self, engine: Engine) -> Path:
+        """Annotate every requested split and write the folder; returns it."""
+        questions, dev, report = load_question_splits(
+            self.dataset, self.data_dir, self.splits, self.relations, self.limit_per_relation
+        )
+        relations = sorted({r for ds in questions.values() for r in ds["relation"]})
+        pools = exemplar_pools_by_relation(dev, relations, self.slick)
+        config_name = self.config_name or config_name_for(self.model)
+        out_dir = Path(self.output_dir)
+        annotated = DatasetDict(
+            {
+                split: annotate_dataset(
+                    ds,
+                    {r: pools[r] for r in set(ds["relation"])},
+                    engine,
+                    self.slick,
+                    out_dir / WORK_DIR / config_name / split,
+                    self.chunk_size,
+                    desc=f"SliCK {split}",
+                )
+                for split, ds in questions.items()
+            }
+        )
+        meta = {
+            "model": {**engine.info(), "argument": self.model},
+            "slick": self.slick.to_dict(),
+            "dataset": {"source": self.dataset, "relations": relations, "report": report},
+            "exemplars": pools,
+            "splits": {split: category_stats(ds) for split, ds in annotated.items()},
+            "slick_hf_version": __version__,
+        }
+        write_dataset_repo(out_dir, config_name, annotated, meta, render_annotation_section)
+        logger.info("Annotated dataset written to %s (config %s)", out_dir, config_name)
+        return out_dir

@@ -1,0 +1,119 @@
+"""`slick-hf <stage>`: the command line, with one clear error line on bad input."""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import SlickError
+
+
+def _add_annotate(sub) -> None:
+    p = sub.add_parser("annotate", help="label questions with SliCK knowledge categories")
+    p.add_argument("--model", default="smollm2-135m", help="Hub id, local folder, or smollm2-135m")
+    p.add_argument("--dataset", default="geo", help="geo, entityquestions, or a dataset folder / Hub id")
+    p.add_argument("--data-dir", type=Path, help="EntityQuestions folder (else the official zip is downloaded)")
+    p.add_argument("--splits", default="train,dev,test")
+    p.add_argument("--relations", help="comma-separated ids or a set: in_distribution, out_of_distribution, all")
+    p.add_argument("--limit-per-relation", type=int)
+    p.add_argument("--output-dir", type=Path, default=Path("outputs/annotations"))
+    p.add_argument("--config-name", help="dataset config name (default: from the model)")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the folder as a Hub dataset")
+    p.add_argument("--engine", default="transformers")
+    p.add_argument("--endpoint", action="append", default=[], help="server URL (repeatable)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--chunk-size", type=int, default=8, help="examples per resumable chunk")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--num-prompts", type=int, default=10)
+    p.add_argument("--num-shots", type=int, default=4)
+    p.add_argument("--num-samples", type=int, default=16)
+    p.add_argument("--temperature", type=float, default=0.5)
+    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--max-new-tokens", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--full-sampling", action="store_true", help="draw all samples (exact P(T>0))")
+    p.set_defaults(func=_annotate)
+
+
+def _annotate(args) -> None:
+    from .annotate_job import AnnotateJob
+    from .engines.factory import make_engine
+    from .hub import push_folder
+    from .slick import SlickConfig
+
+    slick = SlickConfig(
+        num_prompts=args.num_prompts,
+        num_shots=args.num_shots,
+        num_samples=args.num_samples,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        full_sampling=args.full_sampling,
+    )
+    job = AnnotateJob(
+        dataset=args.dataset,
+        output_dir=args.output_dir,
+        model=args.model,
+        splits=[s for s in args.splits.split(",") if s],
+        data_dir=args.data_dir,
+        relations=args.relations,
+        limit_per_relation=args.limit_per_relation,
+        config_name=args.config_name,
+        slick=slick,
+        chunk_size=args.chunk_size,
+    )
+    engine = make_engine(
+        args.engine, args.model, args.endpoint, args.batch_size, args.device, args.trust_remote_code
+    )
+    with engine:
+        out = job.run(engine)
+    print(f"annotated dataset: {out}")
+    if args.push_to_hub:
+        print(f"pushed: {push_folder(out, args.push_to_hub, 'dataset')}")
+
+
+def _add_push(sub) -> None:
+    p = sub.add_parser("push", help="upload a folder laid out as a Hub repo")
+    p.add_argument("folder", type=Path)
+    p.add_argument("repo_id")
+    p.add_argument("--repo-type", choices=["dataset", "model"], default="dataset")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(func=_push)
+
+
+def _push(args) -> None:
+    from .hub import push_folder
+
+    if not args.folder.is_dir():
+        raise SlickError(f"no such folder: {args.folder}")
+    print(f"pushed: {push_folder(args.folder, args.repo_id, args.repo_type, args.private)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slick-hf", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_annotate, _add_push):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a stage; SlickError -> one line on stderr and exit 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        args.func(args)
+    except SlickError as err:
+        print(f"slick-hf: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("slick-hf: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

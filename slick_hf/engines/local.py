@@ -1,0 +1,73 @@
+"""In-process transformers engine: batched greedy decoding, seeded sampling per request."""
+
+from collections.abc import Sequence
+
+import torch
+
+from ..models import load_causal_lm, load_tokenizer, model_provenance, resolve_model
+from .base import Engine, GenerationRequest, truncate_at_stop
+
+
+class TransformersEngine(Engine):
+    """Runs a causal LM in this process with `model.generate`.
+
+    Greedy requests are batched (left padding); each sampled request is generated on its own
+    with `torch.manual_seed(request.seed)`, so its completions do not depend on the batch.
+    """
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 16,
+        device: str = "cpu",
+        dtype: str = "float32",
+        trust_remote_code: bool = False,
+    ) -> None:
+        self.model_name = model
+        resolved = resolve_model(model)
+        self.tokenizer = load_tokenizer(resolved, trust_remote_code)
+        self.model = load_causal_lm(resolved, dtype, device, trust_remote_code)
+        self.provenance = model_provenance(model, resolved)
+        self.batch_size = batch_size
+        self.device = device
+
+    def info(self) -> dict[str, str]:
+        return {"engine": self.name, **self.provenance}
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
+        results: list[list[str] | None] = [None] * len(requests)
+        greedy = [i for i, r in enumerate(requests) if r.greedy and r.n == 1]
+        for start in range(0, len(greedy), self.batch_size):
+            chunk = greedy[start : start + self.batch_size]
+            texts = self._generate([requests[i] for i in chunk], do_sample=False)
+            for i, text in zip(chunk, texts, strict=True):
+                results[i] = [text]
+        for i, request in enumerate(requests):
+            if results[i] is None:
+                torch.manual_seed(request.seed)
+                results[i] = self._generate([request], do_sample=not request.greedy)
+        return results  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _generate(self, requests: Sequence[GenerationRequest], do_sample: bool) -> list[str]:
+        """One `generate` call: a batch of greedy prompts, or `n` samples of one prompt."""
+        first = requests[0]
+        enc = self.tokenizer([r.prompt for r in requests], return_tensors="pt", padding=True).to(self.device)
+        kwargs = {"do_sample": False}
+        if do_sample:
+            kwargs = {"do_sample": True, "temperature": first.temperature, "top_k": first.top_k or 0}
+            kwargs["num_return_sequences"] = first.n
+        out = self.model.generate(
+            **enc,
+            max_new_tokens=first.max_new_tokens,
+            stop_strings=list(first.stop) or None,
+            tokenizer=self.tokenizer,
+            pad_token_id=self.tokenizer.pad_token_id,
+            top_p=None,
+            **kwargs,
+        )
+        new_tokens = out[:, enc["input_ids"].shape[1] :]
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [truncate_at_stop(t, first.stop) for t in texts]

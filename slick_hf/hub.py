@@ -1,0 +1,121 @@
+"""Folders laid out as Hub repositories: write them atomically, card them, push them."""
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict
+from huggingface_hub import DatasetCard
+
+from .errors import SlickError
+
+BEGIN, END = "<!-- slick-hf:begin -->", "<!-- slick-hf:end -->"
+META_FILE = "slick_annotation.json"
+_CONFIG_RE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def config_name_for(model: str) -> str:
+    """A dataset config name for an annotating model: `org/Model` -> `org--Model`."""
+    name = _CONFIG_RE.sub("-", model.strip("/").replace("/", "--")).strip("-.")
+    if not name:
+        raise SlickError(f"cannot derive a config name from model {model!r}; pass --config-name")
+    return name
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_parquet(ds: Dataset, path: Path) -> None:
+    """Write one parquet file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    ds.to_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def write_dataset_repo(
+    out_dir: Path, config_name: str, splits: DatasetDict, meta: Mapping, render_section: Callable[[list], str]
+) -> Path:
+    """Write `splits` as config `config_name` of a Hub-style dataset folder, then its card.
+
+    The card is written last and lists only configs whose files are complete; an existing
+    card keeps its own text and other configs (edited with `DatasetCard.load`).
+    """
+    out_dir = Path(out_dir)
+    for split, ds in splits.items():
+        write_parquet(ds, out_dir / config_name / f"{split}-00000-of-00001.parquet")
+    meta_path = out_dir / config_name / META_FILE
+    merged = dict(meta)
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        merged["splits"] = {**old.get("splits", {}), **meta.get("splits", {})}
+    atomic_write_text(meta_path, json.dumps(merged, indent=2, sort_keys=True))
+    write_card(out_dir, render_section)
+    return out_dir
+
+
+def _config_entries(out_dir: Path) -> list[dict]:
+    entries = []
+    for meta_path in sorted(out_dir.glob(f"*/{META_FILE}")):
+        name = meta_path.parent.name
+        splits = sorted(p.name.split("-00000")[0] for p in meta_path.parent.glob("*-00000-of-00001.parquet"))
+        entries.append(
+            {"config_name": name, "data_files": [{"split": s, "path": f"{name}/{s}-*.parquet"} for s in splits]}
+        )
+    return entries
+
+
+def write_card(out_dir: Path, render_section: Callable[[list], str]) -> None:
+    """(Re)write README.md: our configs merged into its YAML, our section between markers."""
+    readme = out_dir / "README.md"
+    metas = [json.loads(p.read_text()) | {"config_name": p.parent.name} for p in sorted(out_dir.glob(f"*/{META_FILE}"))]
+    section = f"{BEGIN}\n{render_section(metas)}\n{END}"
+    if readme.exists():
+        card = DatasetCard.load(readme)
+        text = card.text
+        if BEGIN in text and END in text:
+            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+        else:
+            text = text.rstrip() + "\n\n" + section + "\n"
+        card.text = text
+    else:
+        card = DatasetCard("---\n---\n" + section + "\n")
+        card.data.tags = ["slick", "hallucination", "knowledge-probing", "closed-book-qa"]
+        card.data.task_categories = ["question-answering"]
+    ours = {e["config_name"]: e for e in _config_entries(out_dir)}
+    existing = [c for c in (card.data.get("configs") or []) if c.get("config_name") not in ours]
+    card.data.configs = existing + list(ours.values())
+    atomic_write_text(readme, str(card))
+
+
+def push_folder(folder: Path, repo_id: str, repo_type: str, private: bool = False, ignore: list[str] | None = None) -> str:
+    """Upload a Hub-style folder; on failure the folder stays and the error says how to retry."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        info = api.upload_folder(
+            folder_path=str(folder),
+            repo_id=repo_id,
+            repo_type=repo_type,
+            ignore_patterns=[".*", ".*/**", *(ignore or [])],
+            commit_message="Upload with slick-hf",
+        )
+    except Exception as err:  # network, auth and HTTP errors all end the same way for the user
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SlickError(
+            f"could not push {folder} to the Hub ({repo_type} {repo_id}): {first}. "
+            f"Nothing was lost: retry with `slick-hf push {folder} {repo_id} --repo-type {repo_type}`"
+        ) from None
+    return str(getattr(info, "commit_url", info))

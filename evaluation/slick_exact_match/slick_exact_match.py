@@ -13,11 +13,11 @@
 # limitations under the License.
 """SliCK exact match: closed-book QA exact match, overall and per SliCK knowledge category."""
 
-# `evaluate` scans the import lines of this script to check its requirements: keep one import per line.
+# `evaluate` scans the import lines of this script to check its requirements: one module per import line.
 import datasets
 import evaluate
-from slick_hf.normalize import exact_match
-from slick_hf.normalize import normalize_answer
+
+from slick_hf.normalize import exact_match, normalize_answer
 
 _CITATION = """\
 @inproceedings{gekhman2024finetuning,
@@ -264,7 +264,9 @@ class SlickExactMatch(evaluate.Metric):
             raise ValueError(f"Got {n} predictions but {len(references)} references.")
         if categories is not None:
             if isinstance(categories, str):
-                raise ValueError("categories must be a list with one SliCK category per example, not a string.")
+                raise ValueError(
+                    "categories must be a list with one SliCK category per example, not a string."
+                )
             categories = list(categories)
             if len(categories) != n:
                 raise ValueError(
@@ -275,7 +277,7 @@ class SlickExactMatch(evaluate.Metric):
 
         correct = []
         abstained = []
-        for prediction, aliases in zip(predictions, references):
+        for prediction, aliases in zip(predictions, references, strict=True):
             prediction = prediction or ""  # a missing (None) prediction is scored as an empty answer
             correct.append(exact_match(prediction, aliases or ()))
             if patterns:

@@ -1,5 +1,6 @@
 """The `slick-hf annotate` job: questions + model -> a Hub-style annotated dataset folder."""
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from . import __version__
 from .annotate import annotate_dataset, exemplar_pools_by_relation
 from .cards import category_stats, render_annotation_section
 from .engines.base import Engine
-from .hub import config_name_for, write_dataset_repo
+from .hub import META_FILE, config_name_for, write_dataset_repo
 from .questions import load_question_splits
 from .slick import SlickConfig
 
@@ -33,6 +34,24 @@ class AnnotateJob:
     config_name: str | None = None
     slick: SlickConfig = field(default_factory=SlickConfig)
     chunk_size: int = 8
+    split_suffix: str = ""
+
+    def signature(self) -> dict:
+        """What decides a split's content: a finished split with the same signature is reused."""
+        return {
+            "dataset": self.dataset,
+            "relations": self.relations if isinstance(self.relations, str | None) else list(self.relations),
+            "limit_per_relation": self.limit_per_relation,
+            "slick": self.slick.to_dict(),
+        }
+
+    def is_done(self) -> bool:
+        """True when every split of this job is already in the folder with this signature."""
+        meta_path = Path(self.output_dir) / (self.config_name or config_name_for(self.model)) / META_FILE
+        if not meta_path.exists():
+            return False
+        done = json.loads(meta_path.read_text()).get("splits", {})
+        return all(done.get(s + self.split_suffix, {}).get("job") == self.signature() for s in self.splits)
 
     def run(self, engine: Engine) -> Path:
         """Annotate every requested split and write the folder; returns it."""
@@ -45,12 +64,12 @@ class AnnotateJob:
         out_dir = Path(self.output_dir)
         annotated = DatasetDict(
             {
-                split: annotate_dataset(
+                split + self.split_suffix: annotate_dataset(
                     ds,
                     {r: pools[r] for r in set(ds["relation"])},
                     engine,
                     self.slick,
-                    out_dir / WORK_DIR / config_name / split,
+                    out_dir / WORK_DIR / config_name / (split + self.split_suffix),
                     self.chunk_size,
                     desc=f"SliCK {split}",
                 )
@@ -62,7 +81,7 @@ class AnnotateJob:
             "slick": self.slick.to_dict(),
             "dataset": {"source": self.dataset, "relations": relations, "report": report},
             "exemplars": pools,
-            "splits": {split: category_stats(ds) for split, ds in annotated.items()},
+            "splits": {split: category_stats(ds) | {"job": self.signature()} for split, ds in annotated.items()},
             "slick_hf_version": __version__,
         }
         write_dataset_repo(out_dir, config_name, annotated, meta, render_annotation_section)

@@ -89,3 +89,46 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
             out.append("")
         out.append("</details>")
     return "\n".join(out)
+
+
+def results_rows(results: Mapping) -> list[list[str]]:
+    """One row per (stopping point, split): accuracy overall and per category, in percent."""
+
+    def pct(v) -> str:
+        return "–" if v is None else f"{100 * v:.1f}"
+
+    rows = []
+    for point, splits in results.items():
+        for split, m in splits.items():
+            cells = [pct(m.get(f"exact_match_{c}")) + f" (n={m.get(f'count_{c}', 0)})" for c in CATEGORIES]
+            rows.append([point, split, pct(m["exact_match"]) + f" (n={m['count']})", *cells, pct(m.get("answered"))])
+    return rows
+
+
+RESULTS_HEADER = ["stopping point", "split", "Full", *CATEGORIES, "% answered"]
+
+
+def render_model_card_text(run: Mapping) -> str:
+    """The body of a fine-tuned model's card: what it was trained on and how it scores."""
+    summary = run["variant_summary"]
+    lines = [
+        f"# {run['run_name']}",
+        "",
+        f"`{run['base_model']}` fine-tuned with TRL's SFTTrainer on the SliCK variant "
+        f"**{run['variant']}** ({summary['size']} examples) of `{run['annotated_dataset']}` "
+        f"(config `{run['annotation_config']}`), made with slick-hf to measure how new knowledge "
+        "in fine-tuning data affects hallucination (Gekhman et al. 2024, arXiv:2405.05904).",
+        "",
+        "## Training set",
+        "",
+        markdown_table(["category", "examples"], [[c, summary["categories"].get(c, 0)] for c in CATEGORIES]),
+        "",
+        f"Best dev epoch (EARLY_STOP): {run['training'].get('best_epoch')}; "
+        f"trained for {run['training'].get('epochs')} epochs (CONVERGENCE, in `convergence/`). "
+        "The weights at the root of this repository are the EARLY_STOP model.",
+        "",
+        "## Results (exact match %, per SliCK category of the test question)",
+        "",
+        markdown_table(RESULTS_HEADER, results_rows(run["results"])),
+    ]
+    return "\n".join(lines)

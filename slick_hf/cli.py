@@ -91,11 +91,35 @@ def _push(args) -> None:
     print(f"pushed: {push_folder(args.folder, args.repo_id, args.repo_type, args.private)}")
 
 
+def _add_recipe(sub) -> None:
+    p = sub.add_parser(
+        "recipe",
+        help="the main job: annotate, build a variant, fine-tune, evaluate (TRL-style YAML + overrides)",
+        add_help=False,
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER, help="--config recipes/.../config_*.yaml [--field value ...]")
+    p.set_defaults(func=_recipe)
+
+
+def _recipe(args) -> None:
+    from trl import ModelConfig, TrlParser
+
+    from .recipe import run_recipe
+    from .recipe_args import SlickScriptArguments, SlickSFTConfig
+
+    parser = TrlParser((SlickScriptArguments, SlickSFTConfig, ModelConfig))
+    try:
+        script, training, model_args = parser.parse_args_and_config(args.args)
+    except (ValueError, OSError) as err:
+        raise SlickError(f"bad recipe: {str(err).splitlines()[0]}") from None
+    run_recipe(script, training, model_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slick-hf", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_annotate, _add_push):
+    for add in (_add_annotate, _add_push, _add_recipe):
         add(sub)
     return parser
 

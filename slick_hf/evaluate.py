@@ -79,10 +79,10 @@ def evaluate_split(
     metrics = score(predictions, ds["answers"], categories, abstention_patterns)
     preds = Dataset.from_dict(
         {
-            "id": ds["id"],
-            "relation": ds["relation"],
-            "question": ds["question"],
-            "answers": ds["answers"],
+            "id": list(ds["id"]),
+            "relation": list(ds["relation"]),
+            "question": list(ds["question"]),
+            "answers": list(ds["answers"]),
             "category": categories or [""] * len(ds),
             "prediction": predictions,
         }

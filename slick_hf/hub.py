@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
-from huggingface_hub import DatasetCard
+from huggingface_hub import DatasetCard, DatasetCardData
 
 from .errors import SlickError
 
@@ -92,9 +92,11 @@ def write_card(out_dir: Path, render_section: Callable[[list], str]) -> None:
             text = text.rstrip() + "\n\n" + section + "\n"
         card.text = text
     else:
-        card = DatasetCard("---\n---\n" + section + "\n")
-        card.data.tags = ["slick", "hallucination", "knowledge-probing", "closed-book-qa"]
-        card.data.task_categories = ["question-answering"]
+        data = DatasetCardData(
+            tags=["slick", "hallucination", "knowledge-probing", "closed-book-qa"],
+            task_categories=["question-answering"],
+        )
+        card = DatasetCard(f"---\n{data.to_yaml()}\n---\n{section}\n")
     ours = {e["config_name"]: e for e in _config_entries(out_dir)}
     existing = [c for c in (card.data.get("configs") or []) if c.get("config_name") not in ours]
     card.data.configs = existing + list(ours.values())

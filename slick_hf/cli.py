@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from .errors import SlickError
+from .variants import add_variants_parser
 
 
 def _add_annotate(sub) -> None:
@@ -97,8 +98,7 @@ def _add_recipe(sub) -> None:
         help="the main job: annotate, build a variant, fine-tune, evaluate (TRL-style YAML + overrides)",
         add_help=False,
     )
-    p.add_argument("args", nargs=argparse.REMAINDER, help="--config recipes/.../config_*.yaml [--field value ...]")
-    p.set_defaults(func=_recipe)
+    p.set_defaults(func=_recipe, passthrough=True)
 
 
 def _recipe(args) -> None:
@@ -109,7 +109,7 @@ def _recipe(args) -> None:
 
     parser = TrlParser((SlickScriptArguments, SlickSFTConfig, ModelConfig))
     try:
-        script, training, model_args = parser.parse_args_and_config(args.args)
+        script, training, model_args = parser.parse_args_and_config(args.rest)
     except (ValueError, OSError) as err:
         raise SlickError(f"bad recipe: {str(err).splitlines()[0]}") from None
     run_recipe(script, training, model_args)
@@ -119,14 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slick-hf", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_annotate, _add_push, _add_recipe):
+    for add in (_add_annotate, _add_push, _add_recipe, add_variants_parser):
         add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a stage; SlickError -> one line on stderr and exit 2."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         args.func(args)

@@ -176,7 +176,7 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
     from .train import TRAIN_DONE, build_trainer, run_training
 
     model = model_args.model_name_or_path
-    annotated = ensure_annotations(script, model, model_args.trust_remote_code)
+    annotated = ensure_annotations(script, model, training.trust_remote_code)
     for split in ("train", "dev"):
         if split not in annotated:
             raise SlickError(f"annotated dataset has no {split!r} split; it has {', '.join(annotated)}")

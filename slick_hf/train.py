@@ -63,22 +63,22 @@ class SlickSFTTrainer(SFTTrainer):
         metrics.update(extra)
         return metrics
 
-    def _answers(self, questions: Sequence[str]) -> list[str]:
+    def _answers(self, prompts: Sequence[str]) -> list[str]:
         engine = TransformersEngine.from_loaded(
             self.model, self.generation_tokenizer, {"model_id": "training"}, self.args.eval_batch_size_generate
         )
         self.model.eval()
-        prompts = [self.prompt_template.format(question=q) for q in questions]
         return generate_answers(engine, prompts, self.args.eval_max_new_tokens, self.args.eval_batch_size_generate)
 
     def generation_metrics(self, prefix: str) -> dict[str, float]:
         """Dev exact match, and which train examples the model fits, by Known/Unknown."""
         dev = self.dev_questions
-        dev_scores = score(self._answers(dev["question"]), dev["answers"], category_names(dev))
+        prompts = [self.prompt_template.format(question=q) for q in dev["question"]]
+        dev_scores = score(self._answers(prompts), dev["answers"], category_names(dev))
         out = {f"{prefix}_exact_match": dev_scores["exact_match"]}
         row = {"epoch": self.state.epoch, "step": self.state.global_step, "dev_exact_match": dev_scores["exact_match"]}
         if self.train_fit is not None:
-            row |= train_fit_stats(self._answers(self.train_fit["question"]), self.train_fit)
+            row |= train_fit_stats(self._answers(self.train_fit["prompt"]), self.train_fit)
             out |= {f"{prefix}_train_fit_{k}": row[f"train_fit_{k}"] or 0.0 for k in ("known", "unknown")}
         if self.is_world_process_zero():
             with (Path(self.args.output_dir) / DYNAMICS_FILE).open("a") as f:
@@ -113,8 +113,8 @@ def build_trainer(train: Dataset, dev: Dataset, script, training, model_args) ->
 
     resolved = resolve_model(model_args.model_name_or_path)
     dtype = model_args.dtype if model_args.dtype not in (None, "auto") else "auto"
-    model = load_causal_lm(resolved, dtype, "cpu", model_args.trust_remote_code)
-    tokenizer = load_tokenizer(resolved, model_args.trust_remote_code)
+    model = load_causal_lm(resolved, dtype, "cpu", training.trust_remote_code)
+    tokenizer = load_tokenizer(resolved, training.trust_remote_code)
     tokenizer.padding_side = "right"
     dev_eval = dev.select(range(min(len(dev), training.dev_limit))) if training.dev_limit else dev
     return SlickSFTTrainer(
@@ -127,7 +127,7 @@ def build_trainer(train: Dataset, dev: Dataset, script, training, model_args) ->
         dev_questions=dev_eval,
         train_fit=train if training.track_train_fit else None,
         prompt_template=script.prompt_template,
-        generation_tokenizer=load_tokenizer(resolved, model_args.trust_remote_code),
+        generation_tokenizer=load_tokenizer(resolved, training.trust_remote_code),
     )
 
 

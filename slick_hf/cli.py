@@ -13,15 +13,34 @@ def _add_annotate(sub) -> None:
     p = sub.add_parser("annotate", help="label questions with SliCK knowledge categories")
     p.add_argument("--model", default="smollm2-135m", help="Hub id, local folder, or smollm2-135m")
     p.add_argument("--dataset", default="geo", help="geo, entityquestions, or a dataset folder / Hub id")
-    p.add_argument("--data-dir", type=Path, help="EntityQuestions folder (else the official zip is downloaded)")
+    p.add_argument(
+        "--data-dir", type=Path, help="EntityQuestions folder (else the official zip is downloaded)"
+    )
     p.add_argument("--splits", default="train,dev,test")
-    p.add_argument("--relations", help="comma-separated ids or a set: in_distribution, out_of_distribution, all")
+    p.add_argument(
+        "--relations", help="comma-separated ids or a set: in_distribution, out_of_distribution, all"
+    )
     p.add_argument("--limit-per-relation", type=int)
     p.add_argument("--output-dir", type=Path, default=Path("outputs/annotations"))
     p.add_argument("--config-name", help="dataset config name (default: from the model)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the folder as a Hub dataset")
-    p.add_argument("--engine", default="transformers")
+    p.add_argument("--engine", default="transformers", help="transformers (in process), tgi, or openai")
     p.add_argument("--endpoint", action="append", default=[], help="server URL (repeatable)")
+    p.add_argument("--concurrency", type=int, help="server engines: HTTP requests in flight (default 16)")
+    p.add_argument("--max-retries", type=int, help="server engines: retries per request (default 6)")
+    p.add_argument(
+        "--retry-budget",
+        type=float,
+        help="server engines: seconds one request may keep retrying (default 300)",
+    )
+    p.add_argument(
+        "--request-timeout", type=float, help="server engines: seconds per HTTP request (default 120)"
+    )
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        help="server engines: seconds to wait for a server to be up (default 60)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--chunk-size", type=int, default=8, help="examples per resumable chunk")
     p.add_argument("--device", default="cpu")
@@ -66,10 +85,25 @@ def _annotate(args) -> None:
         chunk_size=args.chunk_size,
     )
     engine = make_engine(
-        args.engine, args.model, args.endpoint, args.batch_size, args.device, args.trust_remote_code
+        args.engine,
+        args.model,
+        args.endpoint,
+        args.batch_size,
+        args.device,
+        args.trust_remote_code,
+        concurrency=args.concurrency,
+        max_retries=args.max_retries,
+        retry_budget=args.retry_budget,
+        request_timeout=args.request_timeout,
+        startup_timeout=args.startup_timeout,
     )
-    with engine:
-        out = job.run(engine)
+    try:
+        with engine:
+            out = job.run(engine)
+    finally:
+        stats = getattr(engine, "stats", None)
+        if stats is not None:
+            print(f"{engine.name} engine: {stats.summary()}", file=sys.stderr)
     print(f"annotated dataset: {out}")
     if args.push_to_hub:
         print(f"pushed: {push_folder(out, args.push_to_hub, 'dataset')}")

@@ -5,6 +5,7 @@ Every stage leaves a marker in the run folder, so a re-run skips what is finishe
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def annotation_jobs(script: SlickScriptArguments, model: str) -> list[AnnotateJo
     return jobs
 
 
-def ensure_annotations(script: SlickScriptArguments, model: str, trust_remote_code: bool = False) -> DatasetDict:
+def ensure_annotations(
+    script: SlickScriptArguments, model: str, trust_remote_code: bool = False
+) -> DatasetDict:
     """The annotated splits, annotating with `model` whatever is missing (cached, resumable)."""
     if script.annotated_dataset:
         source, config = script.annotated_dataset, script.annotation_config
@@ -57,11 +60,18 @@ def ensure_annotations(script: SlickScriptArguments, model: str, trust_remote_co
         pending = [j for j in jobs if not j.is_done()]
         if pending and script.dry_run:
             raise SlickError("a dry run does not annotate: annotate first or pass --annotated_dataset")
+        if pending and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise SlickError(
+                "annotate before a distributed launch (slick-hf annotate), then pass --annotated_dataset"
+            )
         if pending:
             from .engines.factory import make_engine
 
             with make_engine(
-                "transformers", model, batch_size=script.annotate_batch_size, trust_remote_code=trust_remote_code
+                "transformers",
+                model,
+                batch_size=script.annotate_batch_size,
+                trust_remote_code=trust_remote_code,
             ) as engine:
                 for job in pending:
                     job.run(engine)
@@ -70,7 +80,9 @@ def ensure_annotations(script: SlickScriptArguments, model: str, trust_remote_co
     try:
         return load_dataset(source, config)
     except Exception as err:  # not found / no such config: one line for the user
-        raise SlickError(f"cannot load annotated dataset {source} ({config}): {str(err).splitlines()[0]}") from None
+        raise SlickError(
+            f"cannot load annotated dataset {source} ({config}): {str(err).splitlines()[0]}"
+        ) from None
 
 
 def variant_spec(script: SlickScriptArguments) -> VariantSpec:
@@ -119,16 +131,27 @@ def evaluate_checkpoints(run_dir: Path, annotated: DatasetDict, script, training
         if not todo:
             continue
         checkpoint = run_dir if point == "early_stop" else run_dir / "convergence"
-        with make_engine("transformers", str(checkpoint), batch_size=training.eval_batch_size_generate) as engine:
+        with make_engine(
+            "transformers", str(checkpoint), batch_size=training.eval_batch_size_generate, device=_device()
+        ) as engine:
             for split in todo:
                 metrics, preds = evaluate_split(
-                    engine, annotated[split], script.prompt_template, training.eval_max_new_tokens,
+                    engine,
+                    annotated[split],
+                    script.prompt_template,
+                    training.eval_max_new_tokens,
                     (script.idk_answer,),
                 )
                 preds.to_json(run_dir / f"predictions_{point}_{split}.jsonl")
                 results.setdefault(point, {})[split] = metrics
                 atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2))
     return results
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def remove_checkpoints(run_dir: Path) -> None:
@@ -160,7 +183,7 @@ def print_results(results: dict, summary: dict) -> None:
 
     from .cards import RESULTS_HEADER, results_rows
 
-    console = Console()
+    console = Console(width=max(Console().width, 130))
     counts = ", ".join(f"{c} {n}" for c, n in summary["categories"].items())
     console.print(f"fine-tuning set: {summary['size']} examples ({counts})")
     table = Table(title="exact match % per SliCK category")
@@ -192,6 +215,8 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
             print(f"dry run: trainer built for {run_dir} ({len(train)} examples); nothing trained")
             return run_dir
         run_training(trainer, run_dir)
+        if not trainer.is_world_process_zero():
+            return run_dir
         del trainer
     training_summary = json.loads((run_dir / TRAIN_DONE).read_text())
     results = evaluate_checkpoints(run_dir, annotated, script, training)

@@ -19,7 +19,10 @@ DYNAMICS_FILE = "training_dynamics.jsonl"
 
 def fit_references(train: Dataset) -> list[list[str]]:
     """What a fitted model answers on each train row: its gold aliases, or the IDK target."""
-    return [[c] if idk else list(a) for c, a, idk in zip(train["completion"], train["answers"], train["is_idk"], strict=True)]
+    return [
+        [c] if idk else list(a)
+        for c, a, idk in zip(train["completion"], train["answers"], train["is_idk"], strict=True)
+    ]
 
 
 def train_fit_stats(predictions: Sequence[str], train: Dataset) -> dict:
@@ -48,8 +51,15 @@ class SlickSFTTrainer(SFTTrainer):
     `load_best_model_at_end` keeps the best dev epoch (EARLY_STOP) while training runs on.
     """
 
-    def __init__(self, *args, dev_questions: Dataset, train_fit: Dataset | None, prompt_template: str,
-                 generation_tokenizer, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        dev_questions: Dataset,
+        train_fit: Dataset | None,
+        prompt_template: str,
+        generation_tokenizer,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.dev_questions = dev_questions
         self.train_fit = train_fit
@@ -65,10 +75,15 @@ class SlickSFTTrainer(SFTTrainer):
 
     def _answers(self, prompts: Sequence[str]) -> list[str]:
         engine = TransformersEngine.from_loaded(
-            self.model, self.generation_tokenizer, {"model_id": "training"}, self.args.eval_batch_size_generate
+            self.model,
+            self.generation_tokenizer,
+            {"model_id": "training"},
+            self.args.eval_batch_size_generate,
         )
         self.model.eval()
-        return generate_answers(engine, prompts, self.args.eval_max_new_tokens, self.args.eval_batch_size_generate)
+        return generate_answers(
+            engine, prompts, self.args.eval_max_new_tokens, self.args.eval_batch_size_generate
+        )
 
     def generation_metrics(self, prefix: str) -> dict[str, float]:
         """Dev exact match, and which train examples the model fits, by Known/Unknown."""
@@ -76,7 +91,11 @@ class SlickSFTTrainer(SFTTrainer):
         prompts = [self.prompt_template.format(question=q) for q in dev["question"]]
         dev_scores = score(self._answers(prompts), dev["answers"], category_names(dev))
         out = {f"{prefix}_exact_match": dev_scores["exact_match"]}
-        row = {"epoch": self.state.epoch, "step": self.state.global_step, "dev_exact_match": dev_scores["exact_match"]}
+        row = {
+            "epoch": self.state.epoch,
+            "step": self.state.global_step,
+            "dev_exact_match": dev_scores["exact_match"],
+        }
         if self.train_fit is not None:
             row |= train_fit_stats(self._answers(self.train_fit["prompt"]), self.train_fit)
             out |= {f"{prefix}_train_fit_{k}": row[f"train_fit_{k}"] or 0.0 for k in ("known", "unknown")}
@@ -166,7 +185,10 @@ def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
     save_merged(trainer.model, tokenizer, run_dir)
     state = trainer.state
     best_step = int(state.best_model_checkpoint.split("-")[-1]) if state.best_model_checkpoint else None
-    best_epoch = next((h["epoch"] for h in state.log_history if h.get("step") == best_step and "eval_exact_match" in h), None)
+    best_epoch = next(
+        (h["epoch"] for h in state.log_history if h.get("step") == best_step and "eval_exact_match" in h),
+        None,
+    )
     summary = {
         "best_epoch": best_epoch,
         "best_dev_exact_match": state.best_metric,

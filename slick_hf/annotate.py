@@ -7,7 +7,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from datasets import Dataset, Features, Sequence as SequenceFeature, Value
+from datasets import Dataset, Features, Value
+from datasets import Sequence as SequenceFeature
 from tqdm.auto import tqdm
 
 from .engines.base import Engine, GenerationRequest
@@ -60,7 +61,10 @@ def annotate_rows(
 ) -> list[dict]:
     """SliCK results for a few examples: greedy for every prompt, then the samples that matter."""
     prompts = [
-        [render_prompt(exemplars_for(pool, row["id"], config.num_shots), row["question"]) for pool in pools[row["relation"]]]
+        [
+            render_prompt(exemplars_for(pool, row["id"], config.num_shots), row["question"])
+            for pool in pools[row["relation"]]
+        ]
         for row in rows
     ]
     greedy = engine.generate(
@@ -68,7 +72,9 @@ def annotate_rows(
     )
     results = []
     for i, row in enumerate(rows):
-        answers = [clean_completion(out[0]) for out in greedy[i * config.num_prompts : (i + 1) * config.num_prompts]]
+        answers = [
+            clean_completion(out[0]) for out in greedy[i * config.num_prompts : (i + 1) * config.num_prompts]
+        ]
         results.append(
             {
                 "slick_greedy_answers": answers,
@@ -93,7 +99,11 @@ def _sample(rows, prompts, results, engine: Engine, config: SlickConfig) -> None
     (example, prompt) has its own seed, so it yields exactly the categories of full sampling.
     """
     pending = [i for i, r in enumerate(results) if config.full_sampling or r["slick_greedy_correct"] == 0]
-    rounds = [list(range(config.num_prompts))] if config.full_sampling else [[p] for p in range(config.num_prompts)]
+    rounds = (
+        [list(range(config.num_prompts))]
+        if config.full_sampling
+        else [[p] for p in range(config.num_prompts)]
+    )
     for prompt_indices in rounds:
         if not pending:
             return
@@ -188,14 +198,20 @@ def annotate_dataset(
     Chunks are fixed slices of the dataset, so a resumed run batches exactly like an
     uninterrupted one and gives the same result.
     """
-    journal = ChunkJournal(Path(work_dir) / f"{run_fingerprint(questions, pools, config, engine.info())}.jsonl")
+    journal = ChunkJournal(
+        Path(work_dir) / f"{run_fingerprint(questions, pools, config, engine.info())}.jsonl"
+    )
     n_chunks = (len(questions) + chunk_size - 1) // chunk_size
     counts: Counter = Counter(r["slick_category"] for rs in journal.done.values() for r in rs)
-    with tqdm(total=len(questions), desc=desc, unit="ex", initial=sum(map(len, journal.done.values()))) as bar:
+    with tqdm(
+        total=len(questions), desc=desc, unit="ex", initial=sum(map(len, journal.done.values()))
+    ) as bar:
         for k in range(n_chunks):
             if k in journal.done:
                 continue
-            rows = questions.select(range(k * chunk_size, min((k + 1) * chunk_size, len(questions)))).to_list()
+            rows = questions.select(
+                range(k * chunk_size, min((k + 1) * chunk_size, len(questions)))
+            ).to_list()
             results = annotate_rows(rows, pools, engine, config)
             journal.record(k, results)
             counts.update(r["slick_category"] for r in results)

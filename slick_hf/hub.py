@@ -73,7 +73,10 @@ def _config_entries(out_dir: Path) -> list[dict]:
         name = meta_path.parent.name
         splits = sorted(p.name.split("-00000")[0] for p in meta_path.parent.glob("*-00000-of-00001.parquet"))
         entries.append(
-            {"config_name": name, "data_files": [{"split": s, "path": f"{name}/{s}-*.parquet"} for s in splits]}
+            {
+                "config_name": name,
+                "data_files": [{"split": s, "path": f"{name}/{s}-*.parquet"} for s in splits],
+            }
         )
     return entries
 
@@ -81,7 +84,10 @@ def _config_entries(out_dir: Path) -> list[dict]:
 def write_card(out_dir: Path, render_section: Callable[[list], str]) -> None:
     """(Re)write README.md: our configs merged into its YAML, our section between markers."""
     readme = out_dir / "README.md"
-    metas = [json.loads(p.read_text()) | {"config_name": p.parent.name} for p in sorted(out_dir.glob(f"*/{META_FILE}"))]
+    metas = [
+        json.loads(p.read_text()) | {"config_name": p.parent.name}
+        for p in sorted(out_dir.glob(f"*/{META_FILE}"))
+    ]
     section = f"{BEGIN}\n{render_section(metas)}\n{END}"
     if readme.exists():
         card = DatasetCard.load(readme)
@@ -103,7 +109,9 @@ def write_card(out_dir: Path, render_section: Callable[[list], str]) -> None:
     atomic_write_text(readme, str(card))
 
 
-def push_folder(folder: Path, repo_id: str, repo_type: str, private: bool = False, ignore: list[str] | None = None) -> str:
+def push_folder(
+    folder: Path, repo_id: str, repo_type: str, private: bool = False, ignore: list[str] | None = None
+) -> str:
     """Upload a Hub-style folder; on failure the folder stays and the error says how to retry."""
     from huggingface_hub import HfApi
 

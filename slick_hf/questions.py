@@ -49,7 +49,9 @@ def _load_user_dataset(name: str, splits, relations, limit) -> tuple[DatasetDict
         present = set(dd["dev"]["relation"])
         unknown = sorted(wanted - present)
         if unknown:
-            raise SlickError(f"unknown relation(s) {', '.join(unknown)}; {name} has {', '.join(sorted(present))}")
+            raise SlickError(
+                f"unknown relation(s) {', '.join(unknown)}; {name} has {', '.join(sorted(present))}"
+            )
         dd = dd.filter(lambda r: r["relation"] in wanted)
     out = DatasetDict({s: _limit(dd[s], limit) for s in splits})
     report = ", ".join(f"{s}: {len(d)}" for s, d in out.items())

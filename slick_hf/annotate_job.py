@@ -4,6 +4,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from datasets import DatasetDict
@@ -53,13 +54,19 @@ class AnnotateJob:
         done = json.loads(meta_path.read_text()).get("splits", {})
         return all(done.get(s + self.split_suffix, {}).get("job") == self.signature() for s in self.splits)
 
-    def run(self, engine: Engine) -> Path:
-        """Annotate every requested split and write the folder; returns it."""
+    @cached_property
+    def inputs(self) -> tuple[DatasetDict, dict, str]:
+        """Questions to annotate, exemplar pools per relation, data report: checked before any model loads."""
         questions, dev, report = load_question_splits(
             self.dataset, self.data_dir, self.splits, self.relations, self.limit_per_relation
         )
         relations = sorted({r for ds in questions.values() for r in ds["relation"]})
-        pools = exemplar_pools_by_relation(dev, relations, self.slick)
+        return questions, exemplar_pools_by_relation(dev, relations, self.slick), report
+
+    def run(self, engine: Engine) -> Path:
+        """Annotate every requested split and write the folder; returns it."""
+        questions, pools, report = self.inputs
+        relations = sorted(pools)
         config_name = self.config_name or config_name_for(self.model)
         out_dir = Path(self.output_dir)
         annotated = DatasetDict(

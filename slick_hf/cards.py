@@ -50,7 +50,7 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
         "",
         "Each question is labelled with the SliCK knowledge category of the annotating model "
         "(Gekhman et al. 2024, [arXiv:2405.05904](https://arxiv.org/abs/2405.05904)), made with "
-        "[slick-hf](https://github.com/). Load a config with "
+        "slick-hf. Load a config with "
         "`datasets.load_dataset(<this repo>, <config>)`.",
         "",
         "## Columns",
@@ -79,7 +79,13 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
             gens = stats["generations"]
             mean = ", ".join(f"{c} {v:.1f}" for c, v in sorted(gens["mean_by_category"].items()))
             out += ["", f"Generations: {gens['total']} in all; per example by category: {mean}."]
-        out += ["", "<details><summary>Exemplar sets (drawn once per relation from dev)</summary>", ""]
+        out += [
+            "",
+            "<details><summary>Exemplar sets (drawn once per relation from dev; the first shots of each "
+            "set are used, the last is a spare that replaces the target when the target is itself an exemplar)"
+            "</summary>",
+            "",
+        ]
         for rel, pools in meta["exemplars"].items():
             out.append(f"**{rel}**")
             out.append("")

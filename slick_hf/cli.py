@@ -84,6 +84,7 @@ def _annotate(args) -> None:
         slick=slick,
         chunk_size=args.chunk_size,
     )
+    job.inputs  # noqa: B018 - load and check the questions before any model or server is touched
     engine = make_engine(
         args.engine,
         args.model,

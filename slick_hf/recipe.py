@@ -9,14 +9,14 @@ import os
 import shutil
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, load_dataset
+from datasets import Dataset, DatasetDict
 
 from .annotate_job import AnnotateJob
 from .errors import SlickError
 from .hub import atomic_write_text, config_name_for
 from .recipe_args import SlickScriptArguments, SlickSFTConfig
 from .slick import SlickConfig
-from .variants import VariantSpec, build_variant, variant_name, variant_summary
+from .variants import VariantSpec, build_variant, load_annotated, variant_name, variant_summary
 
 logger = logging.getLogger(__name__)
 STOPPING_POINTS = ("early_stop", "convergence")
@@ -49,9 +49,7 @@ def annotation_jobs(script: SlickScriptArguments, model: str) -> list[AnnotateJo
     return jobs
 
 
-def ensure_annotations(
-    script: SlickScriptArguments, model: str, trust_remote_code: bool = False
-) -> DatasetDict:
+def ensure_annotations(script: SlickScriptArguments, model: str, trust_remote_code: bool = False) -> DatasetDict:
     """The annotated splits, annotating with `model` whatever is missing (cached, resumable)."""
     if script.annotated_dataset:
         source, config = script.annotated_dataset, script.annotation_config
@@ -61,12 +59,12 @@ def ensure_annotations(
         if pending and script.dry_run:
             raise SlickError("a dry run does not annotate: annotate first or pass --annotated_dataset")
         if pending and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise SlickError(
-                "annotate before a distributed launch (slick-hf annotate), then pass --annotated_dataset"
-            )
+            raise SlickError("annotate before a distributed launch (slick-hf annotate), then pass --annotated_dataset")
         if pending:
             from .engines.factory import make_engine
 
+            for job in pending:
+                job.inputs  # noqa: B018 - check every job's questions before loading the model
             with make_engine(
                 "transformers",
                 model,
@@ -77,12 +75,7 @@ def ensure_annotations(
                     job.run(engine)
         source = str(jobs[0].output_dir)
         config = script.annotation_config or config_name_for(model)
-    try:
-        return load_dataset(source, config)
-    except Exception as err:  # not found / no such config: one line for the user
-        raise SlickError(
-            f"cannot load annotated dataset {source} ({config}): {str(err).splitlines()[0]}"
-        ) from None
+    return load_annotated(source, config, split=None)
 
 
 def variant_spec(script: SlickScriptArguments) -> VariantSpec:

@@ -34,7 +34,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pyarrow as pa
-from datasets import ClassLabel, Dataset, Features, Sequence, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
 from .errors import SlickError
 from .slick import CATEGORIES, KNOWN
@@ -69,8 +69,7 @@ def _check_template(name: str, template: str, fields: tuple[str, ...]) -> None:
         template.format(**{f: "x" for f in fields})
     except KeyError as err:
         raise SlickError(
-            f"{name} uses unknown field {{{err.args[0]}}}; "
-            f"available: {', '.join('{' + f + '}' for f in fields)}"
+            f"{name} uses unknown field {{{err.args[0]}}}; available: {', '.join('{' + f + '}' for f in fields)}"
         ) from None
     except (ValueError, IndexError) as err:
         raise SlickError(f"{name} {template!r} is not a valid format string: {err}") from None
@@ -154,8 +153,7 @@ class _Pool:
 
     def describe(self) -> str:
         return "; ".join(
-            f"{r}: " + ", ".join(f"{ABBREV[c]} {self.count(r, c)}" for c in CATEGORIES)
-            for r in self.relations
+            f"{r}: " + ", ".join(f"{ABBREV[c]} {self.count(r, c)}" for c in CATEGORIES) for r in self.relations
         )
 
 
@@ -191,8 +189,7 @@ def _index(pool: Dataset) -> _Pool:
     if missing:
         hint = " (not annotated? run `slick-hf annotate`)" if "slick_category" in missing else ""
         raise SlickError(
-            f"annotated pool: missing column(s) {', '.join(missing)}; "
-            f"found {', '.join(pool.column_names)}{hint}"
+            f"annotated pool: missing column(s) {', '.join(missing)}; found {', '.join(pool.column_names)}{hint}"
         )
     if len(pool) == 0:
         raise SlickError("the annotated pool is empty")
@@ -358,9 +355,7 @@ def _default_size(ix: _Pool, shares: str, variants: Iterable[str] | None = None)
     blocking = [r for r in ix.relations if caps[r] == 0]
     if blocking:
         # Only rounding could give such a relation a quota of 0, at a |D| too small to use.
-        what = (
-            "no Known or no Unknown examples" if variants is None else "no examples for a requested variant"
-        )
+        what = "no Known or no Unknown examples" if variants is None else "no examples for a requested variant"
         raise SlickError(
             f"no default |D| fits {', '.join(wanted)} with shares='pool': "
             f"relation(s) {', '.join(blocking)} have {what}. Pool per relation: {ix.describe()}. "
@@ -397,20 +392,14 @@ def _ordering(rows: list[int], seed: int, relation: str, group: str) -> list[int
     return out
 
 
-def _infeasible_error(
-    ix: _Pool, spec: VariantSpec, size: int, shortfalls: list[str], defaulted: bool
-) -> SlickError:
+def _infeasible_error(ix: _Pool, spec: VariantSpec, size: int, shortfalls: list[str], defaulted: bool) -> SlickError:
     weights = _weights(ix, spec.shares)
     largest = _variant_max_size(ix, weights, spec.variant, Fraction(spec.unknown_ratio))
     asked = f"variant {spec.variant!r}"
     if spec.variant in RATIO_VARIANTS:
         asked += f", unknown_ratio {spec.unknown_ratio:g}"
     asked += f", |D| = {size}" + (" (the default size)" if defaulted else "") + f", shares {spec.shares!r}"
-    fix = (
-        f"Largest |D| that works for this variant: {largest}"
-        if largest
-        else "No |D| >= 1 works for this variant"
-    )
+    fix = f"Largest |D| that works for this variant: {largest}" if largest else "No |D| >= 1 works for this variant"
     if largest:
         fix += f" (pass size={largest})"
     if defaulted and spec.shares == "pool":
@@ -460,9 +449,7 @@ def build_variant(pool: Dataset, spec: VariantSpec) -> Dataset:
             raise SlickError(f"example {ix.ids[i]!r} has an empty answer list")
         fields = {"question": questions[i], "relation": ix.relation_of[i], "id": ix.ids[i]}
         rows["prompt"].append(spec.prompt_template.format(**fields))
-        rows["completion"].append(
-            spec.completion_template.format(answer=spec.idk_answer if idk else gold[0], **fields)
-        )
+        rows["completion"].append(spec.completion_template.format(answer=spec.idk_answer if idk else gold[0], **fields))
         rows["id"].append(ix.ids[i])
         rows["relation"].append(ix.relation_of[i])
         rows["category"].append(cat)
@@ -490,29 +477,34 @@ def variant_summary(ds: Dataset) -> dict:
 # Loading an annotated dataset (local Hub-style folder or Hub id).
 
 
-def load_annotated(source: str, config: str | None = None, split: str = "train") -> Dataset:
-    """Load one split of an annotated dataset (a Hub-style folder or a Hub id), checking its columns."""
+def load_annotated(source: str, config: str | None = None, split: str | None = "train") -> Dataset | DatasetDict:
+    """Load one split (or, with `split=None`, all) of an annotated dataset, checking its columns.
+
+    A local folder is always read afresh: `datasets` would otherwise reuse a cache keyed by the
+    folder's path and miss splits annotated since.
+    """
     import datasets
 
     where = f"{source}" + (f" (config {config})" if config else "")
+    fresh = "force_redownload" if Path(str(source)).is_dir() else None
     try:
-        ds = datasets.load_dataset(str(source), config, split=split)
+        loaded = datasets.load_dataset(str(source), config, split=split, download_mode=fresh)
     except ValueError as err:
         raise _load_error(source, config, split, err) from None
     except (FileNotFoundError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise SlickError(
-            f"annotated dataset not found: {source} is neither a dataset folder "
-            f"nor a reachable Hub dataset ({first})"
+            f"annotated dataset not found: {source} is neither a dataset folder nor a reachable Hub dataset ({first})"
         ) from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
-    if missing:
-        hint = " (not annotated? run `slick-hf annotate`)" if "slick_category" in missing else ""
-        raise SlickError(
-            f"{where} split {split}: missing column(s) {', '.join(missing)}; "
-            f"found {', '.join(ds.column_names)}{hint}"
-        )
-    return ds
+    for name, ds in loaded.items() if isinstance(loaded, DatasetDict) else [(split, loaded)]:
+        missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
+        if missing:
+            hint = " (not annotated? run `slick-hf annotate`)" if "slick_category" in missing else ""
+            raise SlickError(
+                f"{where} split {name}: missing column(s) {', '.join(missing)}; "
+                f"found {', '.join(ds.column_names)}{hint}"
+            )
+    return loaded
 
 
 def _load_error(source: str, config: str | None, split: str, err: Exception) -> SlickError:
@@ -525,8 +517,7 @@ def _load_error(source: str, config: str | None, split: str, err: Exception) -> 
         return SlickError(f"could not load {source}: {first}")
     if config is None and len(configs) > 1:
         return SlickError(
-            f"{source} has several configs (one per annotating model); "
-            f"pick one with config: {', '.join(configs)}"
+            f"{source} has several configs (one per annotating model); pick one with config: {', '.join(configs)}"
         )
     if config is not None and config not in configs:
         return SlickError(f"{source} has no config {config!r}; available configs: {', '.join(configs)}")
@@ -548,17 +539,14 @@ def _load_error(source: str, config: str | None, split: str, err: Exception) -> 
 
 def add_variants_parser(sub) -> None:
     """Add the `variants` subcommand to the CLI's subparsers."""
-    p = sub.add_parser(
-        "variants", help="build fine-tuning sets (D, D_Known, D_IDK, ...) from an annotated dataset"
-    )
+    p = sub.add_parser("variants", help="build fine-tuning sets (D, D_Known, D_IDK, ...) from an annotated dataset")
     p.add_argument("source", help="annotated dataset: a Hub-style folder or a Hub dataset id")
     p.add_argument("--config", help="dataset config (one per annotating model)")
     p.add_argument("--split", default="train")
     p.add_argument("--variant", default="ratio", help=f"comma-separated, from: {', '.join(VARIANTS)}, or all")
     p.add_argument(
         "--unknown-ratio",
-        help="comma-separated ratios in [0, 1] for ratio/known/idk "
-        "(default 0.5; with --variant all: 0,.25,.5,.75,1)",
+        help="comma-separated ratios in [0, 1] for ratio/known/idk (default 0.5; with --variant all: 0,.25,.5,.75,1)",
     )
     p.add_argument(
         "--size",
@@ -575,9 +563,7 @@ def add_variants_parser(sub) -> None:
 
 def run_variants_command(args: argparse.Namespace) -> None:
     """Write each requested variant as <output-dir>/<name>/train.parquet plus summary.json."""
-    names = (
-        list(VARIANTS) if args.variant == "all" else [v.strip() for v in args.variant.split(",") if v.strip()]
-    )
+    names = list(VARIANTS) if args.variant == "all" else [v.strip() for v in args.variant.split(",") if v.strip()]
     if not names:
         raise SlickError(f"--variant is empty; valid: {', '.join(VARIANTS)}, or all")
     if args.unknown_ratio is None:
@@ -586,9 +572,7 @@ def run_variants_command(args: argparse.Namespace) -> None:
         try:
             ratios = [float(x) for x in args.unknown_ratio.split(",") if x.strip()]
         except ValueError:
-            raise SlickError(
-                f"--unknown-ratio must be comma-separated numbers, got {args.unknown_ratio!r}"
-            ) from None
+            raise SlickError(f"--unknown-ratio must be comma-separated numbers, got {args.unknown_ratio!r}") from None
         if not ratios:
             raise SlickError("--unknown-ratio is empty")
     pool = load_annotated(args.source, args.config, args.split)

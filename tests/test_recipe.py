@@ -1,0 +1,142 @@
+"""Recipes: every YAML parses, the GPU recipe passes a dry run, a tiny CPU run goes end to end."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from datasets import Dataset, DatasetDict, Features
+from trl import ModelConfig, TrlParser
+
+from slick_hf.annotate import SLICK_FEATURES
+from slick_hf.cards import category_stats, render_annotation_section
+from slick_hf.data import load_questions
+from slick_hf.hub import write_dataset_repo
+from slick_hf.recipe import run_recipe
+from slick_hf.recipe_args import SlickScriptArguments, SlickSFTConfig
+from slick_hf.slick import categorize
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*/sft/config_*.yaml"))
+GPU_RECIPE = ROOT / "recipes" / "Qwen2.5-7B" / "sft" / "config_entityquestions.yaml"
+
+
+def parse(argv: list[str]):
+    return TrlParser((SlickScriptArguments, SlickSFTConfig, ModelConfig)).parse_args_and_config(argv)
+
+
+@pytest.fixture(scope="module")
+def annotated_dir(tmp_path_factory) -> Path:
+    """A small geo pool with deterministic pseudo-categories, laid out like `slick-hf annotate` output."""
+    out = tmp_path_factory.mktemp("annotated")
+    dd, _ = load_questions("geo", splits=("train", "dev", "test"), limit_per_relation=8)
+    ood, _ = load_questions("geo", splits=("test",), relations="ood", limit_per_relation=4)
+    dd["test_ood"] = ood["test"]
+    splits = {}
+    for split, ds in dd.items():
+        seen: Counter = Counter()
+        kinds = []
+        for rel in ds["relation"]:  # every relation gets every category
+            kinds.append(seen[rel] % 4)
+            seen[rel] += 1
+        greedy = [(10, 5, 0, 0)[k] for k in kinds]
+        sampled = [(0, 0, 3, 0)[k] for k in kinds]
+        cats = [categorize(g / 10, s / 160) for g, s in zip(greedy, sampled, strict=True)]
+        cols = {
+            "slick_category": [SLICK_FEATURES["slick_category"].str2int(c) for c in cats],
+            "slick_p_greedy": [g / 10 for g in greedy],
+            "slick_p_sample": [s / 160 for s in sampled],
+            "slick_greedy_answers": [[""] * 10] * len(ds),
+            "slick_greedy_correct": greedy,
+            "slick_samples_drawn": [160] * len(ds),
+            "slick_samples_correct": sampled,
+            "slick_generations": [170] * len(ds),
+        }
+        features = Features({**ds.features, **SLICK_FEATURES})
+        splits[split] = Dataset.from_dict({**ds.to_dict(), **cols}, features=features)
+    meta = {
+        "model": {"model_id": "fixture"},
+        "slick": {"full_sampling": True},
+        "dataset": {"source": "geo", "relations": sorted(set(dd["train"]["relation"]))},
+        "exemplars": {},
+        "splits": {s: category_stats(d) for s, d in splits.items()},
+    }
+    write_dataset_repo(out, "fixture", DatasetDict(splits), meta, render_annotation_section)
+    return out
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parts[-3]}/{p.name}")
+def test_every_recipe_parses(recipe: Path) -> None:
+    script, training, model = parse(["--config", str(recipe), "--use_cpu", "true"])
+    assert training.metric_for_best_model == "exact_match"
+    assert training.load_best_model_at_end and training.eval_strategy == training.save_strategy == "epoch"
+    assert script.variant == "ratio" and 0 <= script.unknown_ratio <= 1
+    assert model.model_name_or_path
+    assert "trust_remote_code" not in recipe.read_text() or "trust_remote_code: false" in recipe.read_text()
+
+
+def test_gpu_recipe_has_paper_settings_and_matches_accelerate_configs() -> None:
+    script, training, model = parse(["--config", str(GPU_RECIPE), "--use_cpu", "true"])
+    assert training.bf16 and model.dtype == "bfloat16"
+    assert training.num_train_epochs == 50 and training.learning_rate == pytest.approx(1e-5)
+    assert script.train_size == 6142
+    for name in ("ddp.yaml", "zero3.yaml"):
+        acc = yaml.safe_load((ROOT / "recipes" / "accelerate_configs" / name).read_text())
+        assert acc["mixed_precision"] == "bf16"
+        effective = training.per_device_train_batch_size * training.gradient_accumulation_steps * acc["num_processes"]
+        assert effective == 128, name
+    assert yaml.safe_load((ROOT / "recipes" / "accelerate_configs" / "zero3.yaml").read_text())[
+        "deepspeed_config"
+    ]["zero_stage"] == 3
+
+
+def test_gpu_recipe_dry_run_builds_the_trainer(annotated_dir: Path, tmp_path: Path, capsys) -> None:
+    """Everything short of training, with the small local model standing in for the Hub one."""
+    script, training, model = parse(
+        [
+            "--config", str(GPU_RECIPE), "--use_cpu", "true", "--dry_run", "true",
+            "--model_name_or_path", "smollm2-135m", "--dtype", "float32",
+            "--annotated_dataset", str(annotated_dir), "--annotation_config", "fixture",
+            "--train_size", "8", "--output_dir", str(tmp_path), "--push_to_hub", "true",
+        ]
+    )  # fmt: skip
+    run_dir = run_recipe(script, training, model)
+    assert "dry run: trainer built" in capsys.readouterr().out
+    assert (run_dir / "variant" / "train.parquet").exists()
+    assert not list(run_dir.glob("checkpoint-*")) and not (run_dir / "model.safetensors").exists()
+    assert training.push_to_hub is False  # pushing happens once, at the end, by slick-hf
+
+
+@pytest.mark.slow
+def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path) -> None:
+    argv = [
+        "--config", str(ROOT / "recipes" / "smollm2-135m" / "sft" / "config_geo.yaml"),
+        "--annotated_dataset", str(annotated_dir), "--annotation_config", "fixture",
+        "--train_size", "8", "--num_train_epochs", "2", "--dev_limit", "4", "--max_length", "48",
+        "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path),
+    ]  # fmt: skip
+    run_dir = run_recipe(*parse(argv))
+    dynamics = [json.loads(line) for line in (run_dir / "training_dynamics.jsonl").read_text().splitlines()]
+    assert [round(r["epoch"]) for r in dynamics] == [1, 2]
+    for row in dynamics:
+        assert 0 <= row["train_fit_known"] <= 1 and 0 <= row["train_fit_unknown"] <= 1
+        assert row["n_known"] + row["n_unknown"] == 8
+    done = json.loads((run_dir / "train_complete.json").read_text())
+    best = max(dynamics, key=lambda r: r["dev_exact_match"])
+    assert done["best_dev_exact_match"] == pytest.approx(best["dev_exact_match"])
+    assert done["best_epoch"] in (1.0, 2.0)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert set(results) == {"early_stop", "convergence"}
+    for point in results.values():
+        assert set(point) == {"test", "test_ood"}
+        assert point["test"]["count"] == 32 and point["test_ood"]["count"] == 8
+    assert (run_dir / "convergence" / "model.safetensors").exists()
+    assert not list(run_dir.glob("checkpoint-*"))
+    card = (run_dir / "README.md").read_text()
+    assert "EARLY_STOP" in card and "HighlyKnown" in card
+    assert "hf_" not in card
+    # a re-run skips every finished stage
+    before = (run_dir / "results.json").stat().st_mtime_ns
+    run_recipe(*parse(argv))
+    assert (run_dir / "results.json").stat().st_mtime_ns == before

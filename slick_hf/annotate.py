@@ -140,6 +140,8 @@ class ChunkJournal:
             good = 0
             with path.open("rb") as f:
                 for line in f:
+                    if not line.endswith(b"\n"):
+                        break  # torn: the write of this line never finished
                     try:
                         entry = json.loads(line)
                     except ValueError:

@@ -128,7 +128,7 @@ def push_folder(
     except Exception as err:  # network, auth and HTTP errors all end the same way for the user
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SlickError(
-            f"could not push {folder} to the Hub ({repo_type} {repo_id}): {first}. "
+            f"could not push {folder} to the Hub ({repo_type} {repo_id}): {first.rstrip('.')}. "
             f"Nothing was lost: retry with `slick-hf push {folder} {repo_id} --repo-type {repo_type}`"
         ) from None
     return str(getattr(info, "commit_url", info))

@@ -40,6 +40,8 @@ def _load_user_dataset(name: str, splits, relations, limit) -> tuple[DatasetDict
         raise SlickError(
             f"cannot load dataset {name!r}: {first} (built-in datasets: {', '.join(DATASETS)})"
         ) from None
+    if "dev" not in dd and "validation" in dd:  # datasets names dev.* files "validation"
+        dd["dev"] = dd.pop("validation")
     for split in [*splits, "dev"]:
         if split not in dd:
             raise SlickError(f"dataset {name!r} has no split {split!r}; it has {', '.join(dd)}")

@@ -35,9 +35,9 @@ def validate_questions(ds: Dataset, name: str, required: Iterable[str] = REQUIRE
     inner = getattr(answers, "feature", None)
     if inner is None and isinstance(answers, list):
         inner = answers[0]
-    if inner != Value("string"):
+    if inner not in (Value("string"), Value("null")):
         raise SlickError(f"{name}: column 'answers' must be a list of strings, found {answers}")
-    empty = [i for i, a in enumerate(ds["answers"]) if not a or not any(s.strip() for s in a)]
+    empty = [i for i, a in enumerate(ds["answers"]) if not a or not any(s and s.strip() for s in a)]
     if empty:
         raise SlickError(f"{name}: {len(empty)} row(s) have an empty answer list (first: row {empty[0]})")
     ids = ds["id"]

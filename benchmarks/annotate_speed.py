@@ -206,10 +206,11 @@ def table(runs: dict[str, dict], base_rate: float | None) -> str:
 
 def verify_greedy(n_prompts: int) -> dict:
     """Fast-engine greedy answers against plain `generate` (unpadded, batch of one), prompt by prompt."""
+    import torch
+
     from slick_hf.annotate import exemplar_pools_by_relation
-    from slick_hf.engines.base import GenerationRequest
+    from slick_hf.engines.base import GenerationRequest, truncate_at_stop
     from slick_hf.engines.fast import FastTransformersEngine
-    from slick_hf.engines.local import TransformersEngine
     from slick_hf.prompts import exemplars_for, render_prompt
     from slick_hf.slick import SlickConfig
 
@@ -227,16 +228,43 @@ def verify_greedy(n_prompts: int) -> dict:
     t0 = time.perf_counter()
     got = [o[0] for o in fast.generate(requests)]
     fast_s = time.perf_counter() - t0
-    with fast._plain_mode():
-        t0 = time.perf_counter()
-        ref = [TransformersEngine._generate(fast, [r], do_sample=False)[0] for r in requests]
-        ref_s = time.perf_counter() - t0
+    tok, model = fast.tokenizer, fast.model
+    ref, deltas, margins = [], [], []
+    t0 = time.perf_counter()
+    with fast._plain_mode(), torch.inference_mode():
+        for r in requests:  # exactly TransformersEngine._generate for one greedy prompt, plus scores
+            enc = tok([r.prompt], return_tensors="pt")
+            out = model.generate(
+                **enc,
+                max_new_tokens=r.max_new_tokens,
+                stop_strings=list(r.stop) or None,
+                tokenizer=tok,
+                pad_token_id=tok.pad_token_id,
+                top_p=None,
+                do_sample=False,
+                output_scores=True,
+                return_dict_in_generate=True,
+            )
+            text = tok.decode(out.sequences[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            ref.append(truncate_at_stop(text, r.stop))
+            entry = fast.cache.get_prompt(tuple(enc["input_ids"][0].tolist()))
+            if entry is not None:  # first step: fast-path prompt logits against generate's
+                deltas.append(float((entry.logits - out.scores[0][0].float()).abs().max()))
+            for step in out.scores:
+                top = torch.topk(step[0].float(), 2).values
+                margins.append(float(top[0] - top[1]))
+    ref_s = time.perf_counter() - t0
     diff = [i for i, (a, b) in enumerate(zip(got, ref, strict=True)) if a != b]
     return {
         "prompts": len(prompts),
         "differences": len(diff),
         "examples_of_differences": [(prompts[i][-60:], got[i], ref[i]) for i in diff[:5]],
         "reference_fallbacks": fast.stats.reference_fallbacks,
+        "tie_margin": fast.tie_margin,
+        "max_abs_logit_diff_first_step": max(deltas, default=None),
+        "greedy_steps": len(margins),
+        "steps_with_top2_gap_below_tie_margin": sum(m < fast.tie_margin for m in margins),
+        "smallest_top2_gap": min(margins, default=None),
         "fast_s": fast_s,
         "plain_generate_s": ref_s,
     }

@@ -20,6 +20,12 @@ def _plt():
     return plt
 
 
+def _integer_ticks():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def _save(fig, path: Path) -> None:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     _plt().close(fig)
@@ -57,6 +63,7 @@ def plot_accuracy_vs_unknown(runs: Runs, path: Path) -> bool:
                     label=f"D_Known, {POINT_LABEL[p]}",
                 )
         ax.set_title(SPLIT_LABEL[split])
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("% Unknown examples in D")
         ax.set_ylabel("test accuracy (%)")
         ax.set_xticks([100 * r.ratio for r in d_runs])
@@ -100,6 +107,7 @@ def plot_train_fit(runs: Runs, path: Path) -> bool:
         if run.es_epoch is not None:
             ax.axvline(run.es_epoch, color="gray", ls=":", lw=1)
         ax.set_title(run.name, fontsize=9)
+        ax.xaxis.set_major_locator(_integer_ticks())
         ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
@@ -143,6 +151,7 @@ def plot_dev_accuracy(runs: Runs, path: Path) -> bool:
                 k = min(range(len(xs)), key=lambda j: abs(xs[j] - es))
                 ax.plot([xs[k]], [ys[k]], "o", color=color)
         ax.set_title(title)
+        ax.xaxis.set_major_locator(_integer_ticks())
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

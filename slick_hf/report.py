@@ -431,19 +431,24 @@ def _trend_sentence(subject: str, pairs: Sequence[tuple[float, float]]) -> str |
         return None
     (x0, y0), (x1, y1) = pairs[0], pairs[-1]
     ys = [y for _, y in pairs]
+    listing = "(" + ", ".join(f"{_pct_label(x)}: {y:.1f}" for x, y in pairs) + ")"
+    if max(ys) - min(ys) < 0.05:
+        return f"{subject} is {y0:.1f}% at every Unknown ratio measured {listing}."
     if abs(y1 - y0) < 0.05:
-        verb = f"is the same, {y0:.1f}%, at {_pct_label(x0)} and at {_pct_label(x1)} Unknown"
-    else:
-        direction = "falls" if y1 < y0 else "rises"
-        verb = f"{direction} from {y0:.1f}% at {_pct_label(x0)} Unknown to {y1:.1f}% at {_pct_label(x1)} Unknown"
+        return (
+            f"{subject} is {y0:.1f}% at both {_pct_label(x0)} and {_pct_label(x1)} Unknown, "
+            f"and differs in between {listing}."
+        )
+    direction = "falls" if y1 < y0 else "rises"
+    verb = f"{direction} from {y0:.1f}% at {_pct_label(x0)} Unknown to {y1:.1f}% at {_pct_label(x1)} Unknown"
     steps = [b - a for a, b in zip(ys, ys[1:], strict=False)]
     if len(pairs) > 2:
         if all(s <= 0 for s in steps) and y1 < y0:
-            verb += ", never rising in between"
+            verb += f", never rising in between {listing}"
         elif all(s >= 0 for s in steps) and y1 > y0:
-            verb += ", never falling in between"
+            verb += f", never falling in between {listing}"
         else:
-            verb += " but not monotonically (" + ", ".join(f"{_pct_label(x)}: {y:.1f}" for x, y in pairs) + ")"
+            verb += f" but not monotonically {listing}"
     return f"{subject} {verb}."
 
 
@@ -472,10 +477,11 @@ def findings(runs: Runs, fits: list[Eq1Fit]) -> list[str]:
         ]
         if gaps:
             below = [x for x, g in gaps if g < -0.05]
+            above = [x for x, g in gaps if g > 0.05]
             worst = min(gaps, key=lambda t: t[1])
             s = (
                 f"On the {SPLIT_LABEL[split]}, CONVERGENCE is below EARLY_STOP for {len(below)} of {len(gaps)} "
-                f"Unknown ratios of D"
+                f"Unknown ratios of D, above for {len(above)}, level for {len(gaps) - len(below) - len(above)}"
             )
             if below:
                 s += f"; the largest drop is {-worst[1]:.1f} points, at {_pct_label(worst[0])} Unknown"

@@ -84,7 +84,8 @@ def test_sampling_independent_of_batch_and_calls(engine):
     others = [sample(p, seed=k) for k, p in enumerate(prompts_varied()[:6])]
     alone = engine.generate([target])[0]
     engine.cache.clear()  # recomputing prompts from scratch must not change anything
-    batched = engine.generate([others[0], GenerationRequest(SPREAD), *others[1:3], target, *others[3:]])[5]
+    mixed = [others[0], GenerationRequest(SPREAD), *others[1:3], target, *others[3:]]
+    batched = engine.generate(mixed)[mixed.index(target)]
     split_a = engine.generate(others[:3])
     split_b = engine.generate([*others[3:], target])
     assert alone == batched == split_b[-1]
@@ -175,7 +176,19 @@ def test_prefix_cache_reused_and_bounded(engine):
     saved = engine.cache.max_bytes
     try:
         engine.cache.max_bytes = 3 * engine.cache.nbytes // 2
-        engine.generate([GenerationRequest(p) for p in prompts_varied()[8:20]])
+        engine.generate([GenerationRequest(p) for p in prompts_varied()[8:14]])
         assert 0 < engine.cache.nbytes <= engine.cache.max_bytes
     finally:
         engine.cache.max_bytes = saved
+
+
+def test_near_ties_fall_back_to_plain_generate(engine):
+    prompts = prompts_varied()[:2]
+    saved, before = engine.tie_margin, engine.stats.reference_fallbacks
+    try:
+        engine.tie_margin = float("inf")  # every greedy step counts as a near-tie
+        got = engine.generate([GenerationRequest(p) for p in prompts])
+    finally:
+        engine.tie_margin = saved
+    assert engine.stats.reference_fallbacks == before + 2
+    assert got == engine.plain_generate([GenerationRequest(p) for p in prompts])

@@ -247,3 +247,16 @@ def test_runs_without_dynamics_still_report(tmp_path: Path) -> None:
     readme = (out / "README.md").read_text()
     assert "not fitted" in readme and (out / "accuracy_vs_unknown.png").exists()
     assert not (out / "train_fit.png").exists()
+
+
+def test_trend_sentences_say_only_what_the_numbers_show() -> None:
+    from slick_hf.report import _trend_sentence
+
+    flat = _trend_sentence("A", [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0)])
+    assert flat == "A is 0.0% at every Unknown ratio measured (0%: 0.0, 50%: 0.0, 100%: 0.0)."
+    assert "falls" not in flat and "monoton" not in flat
+    bump = _trend_sentence("A", [(0.0, 10.0), (0.5, 20.0), (1.0, 10.0)])
+    assert bump.startswith("A is 10.0% at both 0% and 100% Unknown, and differs in between")
+    down = _trend_sentence("A", [(0.0, 30.0), (0.5, 35.0), (1.0, 10.0)])
+    assert down.startswith("A falls from 30.0% at 0% Unknown to 10.0% at 100% Unknown but not monotonically")
+    assert _trend_sentence("A", [(0.0, 30.0)]) is None

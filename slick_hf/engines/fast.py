@@ -43,11 +43,11 @@ from .sampling import greedy_choice, request_uniforms, sampling_distribution
 
 logger = logging.getLogger(__name__)
 
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each [kv_heads, length, head_dim]
+KV = tuple[torch.Tensor, torch.Tensor]  # (keys, values), each [layers, kv_heads, length, head_dim]
 
 
 def _kv_bytes(kv: KV) -> int:
-    return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+    return sum(t.numel() * t.element_size() for t in kv)
 
 
 @dataclass(eq=False)
@@ -66,8 +66,8 @@ class _Prompt:
     nbytes: int
 
     @property
-    def segments(self) -> list[KV]:
-        return [self.prefix.kv, self.suffix_kv] if self.prefix is not None else [self.suffix_kv]
+    def segments(self) -> tuple[KV, ...]:
+        return (self.prefix.kv, self.suffix_kv) if self.prefix is not None else (self.suffix_kv,)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -359,21 +359,22 @@ class FastTransformersEngine(Engine):
         for _, ids, k in missing:
             prefix = prefixes[tuple(ids[:k])] if k > 0 else None
             jobs.append((ids[k:], prefix, k))
-        kvs, logits = self._prefill([(s, [p.kv] if p else [], k) for s, p, k in jobs], logits=True)
+        contexts = {id(p): (p.kv,) for _, p, _ in jobs if p is not None}  # one tuple per prefix: shared
+        kvs, logits = self._prefill([(s, contexts[id(p)] if p else (), k) for s, p, k in jobs], logits=True)
         for (p, ids, _k), (_, prefix, _), kv, lg in zip(missing, jobs, kvs, logits, strict=True):
             entry = _Prompt(tuple(ids), prefix, kv, lg, _kv_bytes(kv) + lg.numel() * lg.element_size())
             self.cache.put_prompt(entry)
             entries[p] = entry
         return entries
 
-    def _prefill(self, jobs: Sequence[tuple[list[int], list[KV], int]], logits: bool) -> tuple[list[KV], list]:
+    def _prefill(self, jobs: Sequence[tuple[list[int], tuple[KV, ...], int]], logits: bool) -> tuple[list[KV], list]:
         """Run each job's tokens (after its context KV, at positions from `start`).
 
         Returns each job's new KV and, if asked, the logits after its last token.
         """
         kvs: list[KV] = []
         outs: list[torch.Tensor] = []
-        batch: list[tuple[list[int], list[KV], int]] = []
+        batch: list[tuple[list[int], tuple[KV, ...], int]] = []
         size = 0
         for job in [*jobs, None]:
             if job is not None and (not batch or size + len(job[0]) <= self.max_prefill_tokens):
@@ -396,12 +397,12 @@ class FastTransformersEngine(Engine):
         plan = rowattn.PrefillPlan(units, self.num_layers)
         last = torch.tensor([u.start + u.length - 1 for u in units]) if logits else torch.tensor([0])
         out = self._forward(ids, pos, plan, last)
+        keys = torch.stack([k for k, _ in plan.captured])  # [layers, KV, N, D]
+        values = torch.stack([v for _, v in plan.captured])
+        end = [u.start + u.length for u in units]
         kvs = [
-            [
-                (k[:, u.start : u.start + u.length].clone(), v[:, u.start : u.start + u.length].clone())
-                for k, v in plan.captured
-            ]
-            for u in units
+            (keys[:, :, u.start : e].clone(), values[:, :, u.start : e].clone())
+            for u, e in zip(units, end, strict=True)
         ]
         return kvs, ([row.float().clone() for row in out] if logits else [])
 
@@ -423,7 +424,7 @@ class FastTransformersEngine(Engine):
     def _decode(self, wave, entries, by_prompt, requests, results) -> None:
         """Decode every request of the prompts in `wave` as a trie of distinct prefixes per prompt."""
         units = [entries[p] for p in wave]
-        contexts, pad_mask, lengths = rowattn.stack_contexts([e.segments for e in units], self.num_layers)
+        ctx_k, ctx_v, pad_mask, lengths = rowattn.stack_contexts([e.segments for e in units])
         generators = {
             i: torch.Generator().manual_seed(int(requests[i].seed))
             for p in wave
@@ -449,9 +450,9 @@ class FastTransformersEngine(Engine):
             if not children:
                 return
             live_units = sorted({c.unit for c in children})
-            if len(live_units) <= len(contexts[0][0]) // 2 and len(contexts[0][0]) > 4:
+            if len(live_units) <= len(ctx_k) // 2 and len(ctx_k) > 4:
                 keep = torch.tensor([unit_map[u] for u in live_units])
-                contexts = [(k[keep], v[keep]) for k, v in contexts]
+                ctx_k, ctx_v = ctx_k[keep], ctx_v[keep]
                 pad_mask = pad_mask[keep]
                 unit_map = [0] * len(units)
                 for new, u in enumerate(live_units):
@@ -467,7 +468,8 @@ class FastTransformersEngine(Engine):
                 pos.append(lengths[child.unit] + len(child.tokens) - 1)
                 parents.append(child.parent_row)
             plan = rowattn.DecodePlan(
-                contexts,
+                ctx_k,
+                ctx_v,
                 pad_mask,
                 torch.tensor(unit_of_row),
                 torch.tensor(slot_of_row),

@@ -28,6 +28,8 @@ IMPL_NAME = "slick_fast_rows"
 MIN_ROWS = 16  # BLAS calls get at least this many rows (row results are invariant from ~12 on)
 CONTEXT_PAD = 64  # stacked contexts are padded to a multiple of this length
 
+Segment = tuple[torch.Tensor, torch.Tensor]  # (K, V), each [layers, kv_heads, length, head_dim]
+
 _PLAN: contextvars.ContextVar[_Plan | None] = contextvars.ContextVar("slick_fast_plan", default=None)
 _registered = False
 
@@ -85,15 +87,15 @@ class _Plan:
 
 @dataclass
 class PrefillUnit:
-    """`length` new tokens of one sequence, after its context segments (per-layer KV lists)."""
+    """`length` new tokens of one sequence, after its context segments.
+
+    A segment is (K, V), each [layers, kv_heads, length, head_dim]; units that share a context
+    pass the same tuple object.
+    """
 
     start: int  # offset of the first token in the flat batch
     length: int
-    context: Sequence[list[tuple[torch.Tensor, torch.Tensor]]] = ()
-
-    @property
-    def context_length(self) -> int:
-        return sum(seg[0][0].shape[1] for seg in self.context)
+    context: tuple[Segment, ...] = ()
 
 
 class PrefillPlan(_Plan):
@@ -119,8 +121,17 @@ class PrefillPlan(_Plan):
         keys = torch.arange(self.skey)
         # own keys visible to query position s of unit u: key j <= s and j < length
         self.own_hidden = (keys[None, None, :] > pos[None, :, None]) | (keys[None, None, :] >= lengths[:, None, None])
-        self.ctx_lengths = [u.context_length for u in units]
-        self.has_context = max(self.ctx_lengths) > 0
+        self.has_context = any(u.context for u in units)
+        if self.has_context:
+            distinct: dict[int, int] = {}
+            contexts = []
+            for u in units:
+                if id(u.context) not in distinct:
+                    distinct[id(u.context)] = len(contexts)
+                    contexts.append(u.context)
+            self.ctx_k, self.ctx_v, mask, _ = stack_contexts(contexts)
+            self.ctx_idx = torch.tensor([distinct[id(u.context)] for u in units])
+            self.ctx_mask = mask[self.ctx_idx]
 
     def attend(self, layer, q, k, v, scale):
         self.captured[layer] = (k, v)
@@ -144,8 +155,8 @@ class PrefillPlan(_Plan):
         s_own = (qu @ ku.transpose(-1, -2)).masked_fill_(hidden, float("-inf"))  # [U, KV, R*g, Skey]
         m = s_own.amax(-1)
         if self.has_context:
-            (kc, vc), ctx_mask = _stack_layer([u.context for u in self.units], self.ctx_lengths, layer, k)
-            s_ctx = (qu @ kc.transpose(-1, -2)).masked_fill_(ctx_mask, float("-inf"))
+            kc, vc = self.ctx_k[:, layer][self.ctx_idx], self.ctx_v[:, layer][self.ctx_idx]
+            s_ctx = (qu @ kc.transpose(-1, -2)).masked_fill_(self.ctx_mask, float("-inf"))
             m = torch.maximum(m, s_ctx.amax(-1))
             e_ctx = torch.exp(s_ctx - m.unsqueeze(-1))
         e_own = torch.exp(s_own - m.unsqueeze(-1))
@@ -165,27 +176,10 @@ def _round_up(n: int) -> int:
     return max(CONTEXT_PAD, -(-n // CONTEXT_PAD) * CONTEXT_PAD)
 
 
-def _stack_layer(contexts, lengths, layer, like):
-    """One layer of the units' contexts, stacked and zero-padded: (K, V) [U, KV, Lpad, D] and mask."""
-    lpad = _round_up(max(lengths))
-    kvh, dim = like.shape[0], like.shape[2]
-    ks = like.new_zeros(len(contexts), kvh, lpad, dim)
-    vs = like.new_zeros(len(contexts), kvh, lpad, dim)
-    for u, segs in enumerate(contexts):
-        pos = 0
-        for seg in segs:
-            kk, vv = seg[layer]
-            ks[u, :, pos : pos + kk.shape[1]] = kk
-            vs[u, :, pos : pos + kk.shape[1]] = vv
-            pos += kk.shape[1]
-    mask = torch.arange(lpad)[None, :] >= torch.tensor(lengths)[:, None]
-    return (ks, vs), mask[:, None, None, :]
-
-
 class DecodePlan(_Plan):
     """One new token per row; each row belongs to a unit (a prompt) whose context is stacked.
 
-    `contexts[layer]` = (K, V) of shape [U, KV, Lpad, D], zero-padded; `pad_mask` [U, 1, 1, Lpad]
+    `ctx_k`, `ctx_v`: [U, layers, KV, Lpad, D], zero-padded (`stack_contexts`); `pad_mask` [U, 1, 1, Lpad]
     is True on padding. Own keys/values of the rows (generated tokens) are carried from step to
     step: `own[layer]` holds the previous step's [R_prev, KV, t, D], `parents` maps each row to
     its previous row (None on the first step).
@@ -193,7 +187,8 @@ class DecodePlan(_Plan):
 
     def __init__(
         self,
-        contexts: list[tuple[torch.Tensor, torch.Tensor]],
+        ctx_k: torch.Tensor,
+        ctx_v: torch.Tensor,
         pad_mask: torch.Tensor,
         unit_of_row: torch.Tensor,
         slot_of_row: torch.Tensor,
@@ -201,8 +196,8 @@ class DecodePlan(_Plan):
         parents: torch.Tensor | None,
         num_layers: int,
     ) -> None:
-        super().__init__(num_layers, contexts[0][0].shape[1])
-        self.contexts = contexts
+        super().__init__(num_layers, ctx_k.shape[2])
+        self.ctx_k, self.ctx_v = ctx_k, ctx_v
         self.pad_mask = pad_mask
         self.unit_of_row = unit_of_row
         self.slot_of_row = slot_of_row
@@ -214,7 +209,7 @@ class DecodePlan(_Plan):
         heads, n, dim = q.shape
         kvh = k.shape[0]
         g = heads // kvh
-        kc, vc = self.contexts[layer]
+        kc, vc = self.ctx_k[:, layer], self.ctx_v[:, layer]
         units = kc.shape[0]
         rpad = max(int(self.slot_of_row.max()) + 1, math.ceil(MIN_ROWS / g))
         u_idx, j_idx = self.unit_of_row, self.slot_of_row
@@ -249,17 +244,23 @@ class DecodePlan(_Plan):
         return (num / den.unsqueeze(-1)).view(n, heads, dim)
 
 
-def stack_contexts(
-    contexts: Sequence[Sequence[list[tuple[torch.Tensor, torch.Tensor]]]], num_layers: int
-) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, list[int]]:
-    """Stack unit contexts (each a list of per-layer KV segments) for every layer.
+def stack_contexts(contexts: Sequence[Sequence[Segment]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    """Stack unit contexts (each a sequence of segments, concatenated) for all layers at once.
 
-    Returns per-layer (K, V) [U, KV, Lpad, D], the padding mask [U, 1, 1, Lpad] and the lengths.
+    Returns K, V [U, layers, KV, Lpad, D] zero-padded to a multiple of CONTEXT_PAD, the padding
+    mask [U, 1, 1, Lpad] and the context lengths.
     """
-    lengths = [sum(seg[0][0].shape[1] for seg in segs) for segs in contexts]
-    like = contexts[0][0][0][0]
-    layers, mask = [], None
-    for layer in range(num_layers):
-        kv, mask = _stack_layer(contexts, lengths, layer, like)
-        layers.append(kv)
-    return layers, mask, lengths
+    lengths = [sum(seg[0].shape[2] for seg in segs) for segs in contexts]
+    like = next(seg[0] for segs in contexts for seg in segs)
+    layers, kvh, _, dim = like.shape
+    lpad = _round_up(max(lengths))
+    ks = like.new_zeros(len(contexts), layers, kvh, lpad, dim)
+    vs = like.new_zeros(len(contexts), layers, kvh, lpad, dim)
+    for u, segs in enumerate(contexts):
+        pos = 0
+        for kk, vv in segs:
+            ks[u, :, :, pos : pos + kk.shape[2]] = kk
+            vs[u, :, :, pos : pos + kk.shape[2]] = vv
+            pos += kk.shape[2]
+    mask = torch.arange(lpad)[None, :] >= torch.tensor(lengths)[:, None]
+    return ks, vs, mask[:, None, None, :], lengths

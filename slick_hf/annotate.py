@@ -67,14 +67,10 @@ def annotate_rows(
         ]
         for row in rows
     ]
-    greedy = engine.generate(
-        [GenerationRequest(p, max_new_tokens=config.max_new_tokens) for ps in prompts for p in ps]
-    )
+    greedy = engine.generate([GenerationRequest(p, max_new_tokens=config.max_new_tokens) for ps in prompts for p in ps])
     results = []
     for i, row in enumerate(rows):
-        answers = [
-            clean_completion(out[0]) for out in greedy[i * config.num_prompts : (i + 1) * config.num_prompts]
-        ]
+        answers = [clean_completion(out[0]) for out in greedy[i * config.num_prompts : (i + 1) * config.num_prompts]]
         results.append(
             {
                 "slick_greedy_answers": answers,
@@ -99,11 +95,7 @@ def _sample(rows, prompts, results, engine: Engine, config: SlickConfig) -> None
     (example, prompt) has its own seed, so it yields exactly the categories of full sampling.
     """
     pending = [i for i, r in enumerate(results) if config.full_sampling or r["slick_greedy_correct"] == 0]
-    rounds = (
-        [list(range(config.num_prompts))]
-        if config.full_sampling
-        else [[p] for p in range(config.num_prompts)]
-    )
+    rounds = [list(range(config.num_prompts))] if config.full_sampling else [[p] for p in range(config.num_prompts)]
     for prompt_indices in rounds:
         if not pending:
             return
@@ -200,20 +192,14 @@ def annotate_dataset(
     Chunks are fixed slices of the dataset, so a resumed run batches exactly like an
     uninterrupted one and gives the same result.
     """
-    journal = ChunkJournal(
-        Path(work_dir) / f"{run_fingerprint(questions, pools, config, engine.info())}.jsonl"
-    )
+    journal = ChunkJournal(Path(work_dir) / f"{run_fingerprint(questions, pools, config, engine.info())}.jsonl")
     n_chunks = (len(questions) + chunk_size - 1) // chunk_size
     counts: Counter = Counter(r["slick_category"] for rs in journal.done.values() for r in rs)
-    with tqdm(
-        total=len(questions), desc=desc, unit="ex", initial=sum(map(len, journal.done.values()))
-    ) as bar:
+    with tqdm(total=len(questions), desc=desc, unit="ex", initial=sum(map(len, journal.done.values()))) as bar:
         for k in range(n_chunks):
             if k in journal.done:
                 continue
-            rows = questions.select(
-                range(k * chunk_size, min((k + 1) * chunk_size, len(questions)))
-            ).to_list()
+            rows = questions.select(range(k * chunk_size, min((k + 1) * chunk_size, len(questions)))).to_list()
             results = annotate_rows(rows, pools, engine, config)
             journal.record(k, results)
             counts.update(r["slick_category"] for r in results)

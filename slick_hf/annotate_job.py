@@ -88,9 +88,7 @@ class AnnotateJob:
             "slick": self.slick.to_dict(),
             "dataset": {"source": self.dataset, "relations": relations, "report": report},
             "exemplars": pools,
-            "splits": {
-                split: category_stats(ds) | {"job": self.signature()} for split, ds in annotated.items()
-            },
+            "splits": {split: category_stats(ds) | {"job": self.signature()} for split, ds in annotated.items()},
             "slick_hf_version": __version__,
         }
         write_dataset_repo(out_dir, config_name, annotated, meta, render_annotation_section)

@@ -107,9 +107,7 @@ def results_rows(results: Mapping) -> list[list[str]]:
     for point, splits in results.items():
         for split, m in splits.items():
             cells = [pct(m.get(f"exact_match_{c}")) + f" (n={m.get(f'count_{c}', 0)})" for c in CATEGORIES]
-            rows.append(
-                [point, split, pct(m["exact_match"]) + f" (n={m['count']})", *cells, pct(m.get("answered"))]
-            )
+            rows.append([point, split, pct(m["exact_match"]) + f" (n={m['count']})", *cells, pct(m.get("answered"))])
     return rows
 
 

@@ -15,13 +15,9 @@ def _add_annotate(sub) -> None:
     p = sub.add_parser("annotate", help="label questions with SliCK knowledge categories")
     p.add_argument("--model", default="smollm2-135m", help="Hub id, local folder, or smollm2-135m")
     p.add_argument("--dataset", default="geo", help="geo, entityquestions, or a dataset folder / Hub id")
-    p.add_argument(
-        "--data-dir", type=Path, help="EntityQuestions folder (else the official zip is downloaded)"
-    )
+    p.add_argument("--data-dir", type=Path, help="EntityQuestions folder (else the official zip is downloaded)")
     p.add_argument("--splits", default="train,dev,test")
-    p.add_argument(
-        "--relations", help="comma-separated ids or a set: in_distribution, out_of_distribution, all"
-    )
+    p.add_argument("--relations", help="comma-separated ids or a set: in_distribution, out_of_distribution, all")
     p.add_argument("--limit-per-relation", type=int)
     p.add_argument("--output-dir", type=Path, default=Path("outputs/annotations"))
     p.add_argument("--config-name", help="dataset config name (default: from the model)")
@@ -35,9 +31,7 @@ def _add_annotate(sub) -> None:
         type=float,
         help="server engines: seconds one request may keep retrying (default 300)",
     )
-    p.add_argument(
-        "--request-timeout", type=float, help="server engines: seconds per HTTP request (default 120)"
-    )
+    p.add_argument("--request-timeout", type=float, help="server engines: seconds per HTTP request (default 120)")
     p.add_argument(
         "--startup-timeout",
         type=float,

@@ -171,9 +171,7 @@ class LoadReport:
             note = "" if self.dataset == "entityquestions" else " (not applicable: geo answers are aliases)"
             lines.append(f"  dropped, more than one answer: {self.total_dropped_multi_answer}{note}")
         if self.drop_test_overlap and "train" in self.splits:
-            lines.append(
-                f"  dropped, train subject/answer asked about in test: {self.total_dropped_test_overlap}"
-            )
+            lines.append(f"  dropped, train subject/answer asked about in test: {self.total_dropped_test_overlap}")
         if self.total_dropped_empty:
             lines.append(f"  dropped, no answer: {self.total_dropped_empty}")
         if self.limit_per_relation is not None:
@@ -468,9 +466,7 @@ def load_questions(
     wanted = _check_splits(splits)
     rels, explicit = _resolve(dataset, relations)
     if limit_per_relation is not None and (
-        isinstance(limit_per_relation, bool)
-        or not isinstance(limit_per_relation, int)
-        or limit_per_relation <= 0
+        isinstance(limit_per_relation, bool) or not isinstance(limit_per_relation, int) or limit_per_relation <= 0
     ):
         raise SlickError(f"limit_per_relation must be a positive integer, got {limit_per_relation!r}.")
     overlap = drop_test_overlap and "train" in wanted
@@ -494,15 +490,10 @@ def load_questions(
         for split in to_read:
             for rel in rels:
                 raw[split, rel] = [
-                    (f"geo/{rel}/{split}/{r.number}", r.subject, r.question, r.answers)
-                    for r in built[split, rel]
+                    (f"geo/{rel}/{split}/{r.number}", r.subject, r.question, r.answers) for r in built[split, rel]
                 ]
     else:
-        root = (
-            _find_eq_root(Path(data_dir))
-            if data_dir is not None
-            else _find_eq_root(download_entityquestions())
-        )
+        root = _find_eq_root(Path(data_dir)) if data_dir is not None else _find_eq_root(download_entityquestions())
         report.source = str(root)
         tmpl = _eq_templates(root)
         for split in to_read:
@@ -518,8 +509,7 @@ def load_questions(
                     report.missing.append(f"{split}/{rel}")
                     continue
                 raw[split, rel] = [
-                    (f"eq/{rel}/{split}/{i}", subj, q, ans)
-                    for i, subj, q, ans in _read_eq_file(path, rel, tmpl[rel])
+                    (f"eq/{rel}/{split}/{i}", subj, q, ans) for i, subj, q, ans in _read_eq_file(path, rel, tmpl[rel])
                 ]
         if not any(split in wanted for split, _ in raw):
             raise SlickError(
@@ -553,9 +543,7 @@ def load_questions(
             recs = raw.get(("train", rel))
             if recs is None:
                 continue
-            kept = [
-                r for r in recs if r[1] not in test_subjects and not any(a in test_subjects for a in r[3])
-            ]
+            kept = [r for r in recs if r[1] not in test_subjects and not any(a in test_subjects for a in r[3])]
             report.dropped_test_overlap[rel] = len(recs) - len(kept)
             raw["train", rel] = kept
 
@@ -568,9 +556,7 @@ def load_questions(
             if recs is None:
                 continue
             if limit_per_relation is not None and len(recs) > limit_per_relation:
-                chosen = set(
-                    sorted(range(len(recs)), key=lambda i: _limit_key(seed, recs[i][0]))[:limit_per_relation]
-                )
+                chosen = set(sorted(range(len(recs)), key=lambda i: _limit_key(seed, recs[i][0]))[:limit_per_relation])
                 report.dropped_by_limit.setdefault(split, {})[rel] = len(recs) - limit_per_relation
                 recs = [r for i, r in enumerate(recs) if i in chosen]
             report.kept.setdefault(split, {})[rel] = len(recs)

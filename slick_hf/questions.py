@@ -37,9 +37,7 @@ def _load_user_dataset(name: str, splits, relations, limit) -> tuple[DatasetDict
         dd = load_dataset(name)
     except Exception as err:  # datasets raises many types for "not found / unreadable"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SlickError(
-            f"cannot load dataset {name!r}: {first} (built-in datasets: {', '.join(DATASETS)})"
-        ) from None
+        raise SlickError(f"cannot load dataset {name!r}: {first} (built-in datasets: {', '.join(DATASETS)})") from None
     if "dev" not in dd and "validation" in dd:  # datasets names dev.* files "validation"
         dd["dev"] = dd.pop("validation")
     for split in [*splits, "dev"]:
@@ -51,9 +49,7 @@ def _load_user_dataset(name: str, splits, relations, limit) -> tuple[DatasetDict
         present = set(dd["dev"]["relation"])
         unknown = sorted(wanted - present)
         if unknown:
-            raise SlickError(
-                f"unknown relation(s) {', '.join(unknown)}; {name} has {', '.join(sorted(present))}"
-            )
+            raise SlickError(f"unknown relation(s) {', '.join(unknown)}; {name} has {', '.join(sorted(present))}")
         dd = dd.filter(lambda r: r["relation"] in wanted)
     out = DatasetDict({s: _limit(dd[s], limit) for s in splits})
     report = ", ".join(f"{s}: {len(d)}" for s, d in out.items())

@@ -25,9 +25,7 @@ def validate_questions(ds: Dataset, name: str, required: Iterable[str] = REQUIRE
     """Raise SlickError naming the first problem: a missing or mistyped column, an empty answer list."""
     missing = [c for c in required if c not in ds.column_names]
     if missing:
-        raise SlickError(
-            f"{name}: missing column(s) {', '.join(missing)}; found {', '.join(ds.column_names)}"
-        )
+        raise SlickError(f"{name}: missing column(s) {', '.join(missing)}; found {', '.join(ds.column_names)}")
     for col in ("id", "relation", "question"):
         if col in ds.column_names and ds.features[col] != Value("string"):
             raise SlickError(f"{name}: column {col!r} must be a string, found {ds.features[col]}")

@@ -81,9 +81,7 @@ class SlickSFTTrainer(SFTTrainer):
             self.args.eval_batch_size_generate,
         )
         self.model.eval()
-        return generate_answers(
-            engine, prompts, self.args.eval_max_new_tokens, self.args.eval_batch_size_generate
-        )
+        return generate_answers(engine, prompts, self.args.eval_max_new_tokens, self.args.eval_batch_size_generate)
 
     def generation_metrics(self, prefix: str) -> dict[str, float]:
         """Dev exact match, and which train examples the model fits, by Known/Unknown."""

@@ -30,8 +30,7 @@ from slick_hf.errors import SlickError
 
 COLUMNS = ["id", "relation", "subject", "question", "answers", "split"]
 SHARED_EQ = Path(
-    os.environ.get("SLICK_EQ_DIR")
-    or Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "entityquestions"
+    os.environ.get("SLICK_EQ_DIR") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "entityquestions"
 )
 
 P17 = "Which country is {} located in?"
@@ -142,10 +141,7 @@ def test_bad_arguments_are_errors(eq_dir):
 
 def test_extract_subject():
     assert extract_subject("Who is [X]'s child?", "Who is Ada Lovelace's child?") == "Ada Lovelace"
-    assert (
-        extract_subject("Which country is [X] located in?", "Which country is Bad Ems located in?")
-        == "Bad Ems"
-    )
+    assert extract_subject("Which country is [X] located in?", "Which country is Bad Ems located in?") == "Bad Ems"
     assert extract_subject("Where was [X] born?", "Where did Ada die?") is None
     assert extract_subject("Where was [X] born?", "Where was  born?") is None  # empty subject
     assert templates("entityquestions")["P40"] == "Who is [X]'s child?"
@@ -354,9 +350,7 @@ def test_geo_schema_and_sizes(geo_all):
         assert ds.column_names == COLUMNS and ds.features == FEATURES
         assert set(ds["split"]) == {split}
         assert all(row["answers"] and all(row["answers"]) for row in ds)
-        assert all(
-            row["question"] == geo.TEMPLATES[row["relation"]].replace("[X]", row["subject"]) for row in ds
-        )
+        assert all(row["question"] == geo.TEMPLATES[row["relation"]].replace("[X]", row["subject"]) for row in ds)
     for rel in geo.TEMPLATES:
         assert report.kept["dev"][rel] >= 20, rel  # enough for exemplar sets
         assert report.kept["test"][rel] >= 20, rel
@@ -382,11 +376,7 @@ def test_geo_famous_and_obscure_facts(geo_all):
     assert ("city_country", "Kingston") not in facts  # Jamaica or Ontario: left out
     assert ("capital", "Georgia") not in facts  # Tbilisi or Atlanta: left out
     # obscure ones too: small towns of small countries
-    small = [
-        s
-        for (rel, s), a in facts.items()
-        if rel == "city_country" and a[0] in ("Slovenia", "Malta", "Bhutan")
-    ]
+    small = [s for (rel, s), a in facts.items() if rel == "city_country" and a[0] in ("Slovenia", "Malta", "Bhutan")]
     assert len(small) >= 5
 
 
@@ -425,9 +415,7 @@ def test_geo_overlap_filter(geo_all):
 
 # ---- the real EntityQuestions files (development copy) ----------------------------------------
 
-needs_shared = pytest.mark.skipif(
-    not (SHARED_EQ / "dataset").is_dir(), reason=f"no EntityQuestions at {SHARED_EQ}"
-)
+needs_shared = pytest.mark.skipif(not (SHARED_EQ / "dataset").is_dir(), reason=f"no EntityQuestions at {SHARED_EQ}")
 
 
 @needs_shared

@@ -119,9 +119,7 @@ def test_classlabel_ints_equal_names(metric):
     ints = [CATEGORIES.index(n) for n in names]
     by_name = metric.compute(predictions=predictions, references=references, categories=names)
     by_int = metric.compute(predictions=predictions, references=references, categories=ints)
-    mixed = metric.compute(
-        predictions=predictions, references=references, categories=[0, "MaybeKnown", 2, 3, 3]
-    )
+    mixed = metric.compute(predictions=predictions, references=references, categories=[0, "MaybeKnown", 2, 3, 3])
     assert by_name == by_int == mixed
     assert by_int["exact_match_Unknown"] == pytest.approx(1 / 2)
     assert by_int["count_Known"] == 3
@@ -171,9 +169,7 @@ def test_abstentions(metric):
     ]
     references = [["Oslo"], ["Lima"], ["Kyiv"], ["Bern"], ["Milan"], ["Paris"], ["x"]]
     categories = [3, 3, 2, 3, 1, 0, 0]
-    r = metric.compute(
-        predictions=predictions, references=references, categories=categories, return_per_example=True
-    )
+    r = metric.compute(predictions=predictions, references=references, categories=categories, return_per_example=True)
     assert r["per_example_abstained"] == [True, True, True, False, False, False, False]
     assert r["per_example_correct"] == [False, False, False, True, False, True, False]
     assert r["exact_match"] == pytest.approx(2 / 7)

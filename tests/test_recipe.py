@@ -86,9 +86,12 @@ def test_gpu_recipe_has_paper_settings_and_matches_accelerate_configs() -> None:
         assert acc["mixed_precision"] == "bf16"
         effective = training.per_device_train_batch_size * training.gradient_accumulation_steps * acc["num_processes"]
         assert effective == 128, name
-    assert yaml.safe_load((ROOT / "recipes" / "accelerate_configs" / "zero3.yaml").read_text())[
-        "deepspeed_config"
-    ]["zero_stage"] == 3
+    assert (
+        yaml.safe_load((ROOT / "recipes" / "accelerate_configs" / "zero3.yaml").read_text())["deepspeed_config"][
+            "zero_stage"
+        ]
+        == 3
+    )
 
 
 def test_gpu_recipe_dry_run_builds_the_trainer(annotated_dir: Path, tmp_path: Path, capsys) -> None:

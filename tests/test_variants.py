@@ -119,9 +119,7 @@ def test_ratio_unknown_counts(pool, x):
     assert summary["categories"]["Unknown"] == math.floor(x * size + 0.5)
     quotas = relation_quotas(pool, size)
     for r, n in quotas.items():
-        unk = sum(
-            1 for rel, c in zip(ds["relation"], ds["category"], strict=True) if rel == r and c == "Unknown"
-        )
+        unk = sum(1 for rel, c in zip(ds["relation"], ds["category"], strict=True) if rel == r and c == "Unknown")
         assert unk in (math.floor(x * n), math.ceil(x * n))
     assert not any(ds["is_idk"])
 
@@ -310,9 +308,7 @@ def largest_from(message: str) -> int:
     return int(m.group(1))
 
 
-@pytest.mark.parametrize(
-    ("variant", "ratio"), [("HighlyKnown", 0.5), ("ratio", 0.5), ("ratio", 0.9), ("known", 0.0)]
-)
+@pytest.mark.parametrize(("variant", "ratio"), [("HighlyKnown", 0.5), ("ratio", 0.5), ("ratio", 0.9), ("known", 0.0)])
 def test_impossible_request_reports_counts_and_largest_size(pool, variant, ratio):
     spec = VariantSpec(variant, ratio, size=150)
     with pytest.raises(SlickError) as err:
@@ -411,9 +407,7 @@ def hub_folder(tmp_path, pool, monkeypatch):
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "annotated"
     unannotated = pool.remove_columns("slick_category")
-    write_dataset_repo(
-        folder, "org--ModelA", DatasetDict(train=pool, test=pool.select(range(5))), {}, lambda m: "x"
-    )
+    write_dataset_repo(folder, "org--ModelA", DatasetDict(train=pool, test=pool.select(range(5))), {}, lambda m: "x")
     write_dataset_repo(folder, "org--ModelB", DatasetDict(train=unannotated), {}, lambda m: "x")
     return folder
 
@@ -428,9 +422,7 @@ def test_load_annotated_round_trip(hub_folder, pool):
 
 def test_load_annotated_errors(hub_folder, tmp_path):
     src = str(hub_folder)
-    with pytest.raises(
-        SlickError, match="no config 'org--Nope'; available configs: org--ModelA, org--ModelB"
-    ):
+    with pytest.raises(SlickError, match="no config 'org--Nope'; available configs: org--ModelA, org--ModelB"):
         load_annotated(src, "org--Nope", "train")
     with pytest.raises(SlickError, match="several configs.*org--ModelA, org--ModelB"):
         load_annotated(src, None, "train")
@@ -481,6 +473,4 @@ def test_cli_all_uses_a_size_every_variant_supports(hub_folder, pool, tmp_path):
     sizes = {json.loads(p.read_text())["spec"]["size"] for p in out.glob("*/summary.json")}
     assert sizes == {default_size(pool, variants=VARIANTS)}
     with pytest.raises(SlickError, match="valid"):
-        args.func(
-            parser.parse_args(["variants", str(hub_folder), "--config", "org--ModelA", "--variant", "Known"])
-        )
+        args.func(parser.parse_args(["variants", str(hub_folder), "--config", "org--ModelA", "--variant", "Known"]))

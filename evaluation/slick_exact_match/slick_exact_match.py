@@ -253,9 +253,7 @@ class SlickExactMatch(evaluate.Metric):
         return_per_example=False,
     ):
         if abstention_match not in _ABSTENTION_MATCH_MODES:
-            raise ValueError(
-                f"abstention_match must be one of {_ABSTENTION_MATCH_MODES}, got {abstention_match!r}."
-            )
+            raise ValueError(f"abstention_match must be one of {_ABSTENTION_MATCH_MODES}, got {abstention_match!r}.")
         patterns = _abstention_patterns(abstention_patterns)
         prefixes = tuple(p + " " for p in patterns) if abstention_match == "prefix" else ()
 
@@ -264,9 +262,7 @@ class SlickExactMatch(evaluate.Metric):
             raise ValueError(f"Got {n} predictions but {len(references)} references.")
         if categories is not None:
             if isinstance(categories, str):
-                raise ValueError(
-                    "categories must be a list with one SliCK category per example, not a string."
-                )
+                raise ValueError("categories must be a list with one SliCK category per example, not a string.")
             categories = list(categories)
             if len(categories) != n:
                 raise ValueError(

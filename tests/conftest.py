@@ -7,6 +7,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from collections.abc import Callable, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -106,3 +107,21 @@ def counting_engine() -> type[CountingEngine]:
 @pytest.fixture(scope="session")
 def scripted_engine() -> type[ScriptedEngine]:
     return ScriptedEngine
+
+
+def write_annotated_folder(out: Path, splits: dict) -> Path:
+    """Write already-labelled splits as config `fixture` of a Hub-style folder, as `slick-hf annotate` does."""
+    from datasets import DatasetDict
+
+    from slick_hf.cards import category_stats, render_annotation_section
+    from slick_hf.hub import write_dataset_repo
+
+    meta = {
+        "model": {"model_id": "fixture"},
+        "slick": {"full_sampling": True},
+        "dataset": {"source": "geo", "relations": sorted(set(splits["train"]["relation"]))},
+        "exemplars": {},
+        "splits": {s: category_stats(d) for s, d in splits.items()},
+    }
+    write_dataset_repo(out, "fixture", DatasetDict(splits), meta, render_annotation_section)
+    return out

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from datasets import Dataset, DatasetDict, Features
+from conftest import write_annotated_folder
+from datasets import Dataset, Features
 from trl import ModelConfig, TrlParser
 
 from slick_hf.annotate import SLICK_FEATURES
-from slick_hf.cards import category_stats, render_annotation_section
 from slick_hf.data import load_questions
-from slick_hf.hub import write_dataset_repo
 from slick_hf.recipe import run_recipe
 from slick_hf.recipe_args import SlickScriptArguments, SlickSFTConfig
 from slick_hf.slick import categorize
@@ -55,15 +54,7 @@ def annotated_dir(tmp_path_factory) -> Path:
         }
         features = Features({**ds.features, **SLICK_FEATURES})
         splits[split] = Dataset.from_dict({**ds.to_dict(), **cols}, features=features)
-    meta = {
-        "model": {"model_id": "fixture"},
-        "slick": {"full_sampling": True},
-        "dataset": {"source": "geo", "relations": sorted(set(dd["train"]["relation"]))},
-        "exemplars": {},
-        "splits": {s: category_stats(d) for s, d in splits.items()},
-    }
-    write_dataset_repo(out, "fixture", DatasetDict(splits), meta, render_annotation_section)
-    return out
+    return write_annotated_folder(out, splits)
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parts[-3]}/{p.name}")

@@ -6,17 +6,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from datasets import Dataset, DatasetDict, Features
+from conftest import write_annotated_folder
+from datasets import Dataset, Features
 from test_report import write_run
 from trl import ModelConfig, TrlParser
 
 from slick_hf import recipe
 from slick_hf.annotate import SLICK_FEATURES
-from slick_hf.cards import category_stats, render_annotation_section
 from slick_hf.cli import main
 from slick_hf.data import load_questions
 from slick_hf.errors import SlickError
-from slick_hf.hub import write_dataset_repo
 from slick_hf.recipe_args import SlickScriptArguments, SlickSFTConfig
 from slick_hf.slick import CATEGORIES
 from slick_hf.sweep import SWEEP_FILE, choose_size, plan_names, run_sweep, sweep_plan
@@ -59,15 +58,7 @@ def annotated_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("annotated")
     dd, _ = load_questions("geo", splits=("train", "dev", "test"), limit_per_relation=12)
     splits = {s: _categorised(d, no_weakly="continent") for s, d in dd.items()}
-    meta = {
-        "model": {"model_id": "fixture"},
-        "slick": {"full_sampling": True},
-        "dataset": {"source": "geo", "relations": sorted(set(dd["train"]["relation"]))},
-        "exemplars": {},
-        "splits": {s: category_stats(d) for s, d in splits.items()},
-    }
-    write_dataset_repo(out, "fixture", DatasetDict(splits), meta, render_annotation_section)
-    return out
+    return write_annotated_folder(out, splits)
 
 
 def _parse(argv: list[str]):

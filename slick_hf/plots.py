@@ -121,8 +121,8 @@ def plot_train_fit(runs: Runs, path: Path) -> bool:
         if len(h) > len(handles):
             handles, labels = h, l_
     fig.suptitle("Training dynamics: Known and Unknown train examples fitted per epoch (dotted: EARLY_STOP)")
-    fig.tight_layout()
-    fig.legend(handles, labels, loc="upper right", fontsize=8, ncols=2, bbox_to_anchor=(1.0, 1.06))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    fig.legend(handles, labels, loc="upper right", fontsize=8, ncols=2)
     _save(fig, path)
     return True
 

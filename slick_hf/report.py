@@ -516,7 +516,7 @@ def findings(runs: Runs, fits: list[Eq1Fit]) -> list[str]:
             if t["coef"] < 0 and f.fit.ci_excludes_zero("b_unk"):
                 out.append(
                     f"So on {FIT_LABEL[f.label]} accuracy, fitting more Unknown examples goes with lower accuracy, "
-                    "as in the paper."
+                    "as in the paper (the interval is optimistic: see the note under the Equation 1 table)."
                 )
             else:
                 out.append(
@@ -554,7 +554,8 @@ def findings(runs: Runs, fits: list[Eq1Fit]) -> list[str]:
                 f" (D: {_fmt(d['answered'])}%), with {_fmt(acc_i)}% accuracy on those answered (D: {_fmt(acc_d)}%)"
             )
             if acc_i is not None and acc_d is not None:
-                s += f": {'higher' if acc_i > acc_d else 'lower' if acc_i < acc_d else 'the same'} than D"
+                diff = acc_i - acc_d
+                s += f": {'higher' if diff > 0 else 'lower'} than D's by {abs(diff):.1f} points" if diff else ": as D's"
             if idk["paper"]:
                 s += f" (paper: {idk['paper'][1]}% answered, {idk['paper'][0]}% accuracy on answered)"
             out.append(s + ".")
@@ -562,19 +563,23 @@ def findings(runs: Runs, fits: list[Eq1Fit]) -> list[str]:
 
 
 def noise_sentence(runs: Runs) -> str | None:
+    """How large one question and one binomial standard error are, per test split, at the runs' mean accuracy."""
+    parts = []
     for split in SPLITS:
-        for r in runs.runs.values():
-            if r.complete and split in r.results["early_stop"]:
-                n = r.results["early_stop"][split].get("count")
-                acc = r.metric("early_stop", split)
-                if n and acc is not None:
-                    se = 100 * math.sqrt(max(acc / 100 * (1 - acc / 100), 0.25 / n) / n)
-                    return (
-                        f"Scale of noise: the {SPLIT_LABEL[split]} has {n} questions, so one question is "
-                        f"{100 / n:.1f} points of accuracy and the binomial standard error of one accuracy near "
-                        f"{acc:.0f}% is about {se:.1f} points; differences smaller than that are not evidence."
-                    )
-    return None
+        accs = [r.metric(p, split) for r in runs.runs.values() if r.complete for p in POINTS]
+        accs = [a for a in accs if a is not None]
+        n = next((r.metric("early_stop", split, "count") for r in runs.runs.values() if r.complete), None)
+        if not accs or not n:
+            continue
+        p = sum(accs) / len(accs) / 100
+        se = 100 * math.sqrt(max(p * (1 - p), 1 / n) / n)  # floor: one question's worth of spread
+        parts.append(
+            f"the {SPLIT_LABEL[split]} has {n} questions, so one question is {100 / n:.1f} points and the "
+            f"binomial standard error of one accuracy near the runs' mean ({100 * p:.0f}%) is about {se:.1f} points"
+        )
+    if not parts:
+        return None
+    return "Scale of noise: " + "; ".join(parts) + ". Differences smaller than that are not evidence."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -677,7 +682,9 @@ def tables_markdown(runs: Runs, fits: list[Eq1Fit]) -> str:
         f"at that epoch (training_dynamics.jsonl), over the sweep's |D| = {runs.size}. Intervals: "
         "s^2 (X^T X)^-1 standard errors and Student t quantiles. Our runs record test accuracy only at "
         "EARLY_STOP and CONVERGENCE, so the test fits have 2 points per run; the dev fit uses every epoch "
-        "but dev also chose EARLY_STOP. " + (f"Left out: {', '.join(excluded)}." if excluded else ""),
+        "but dev also chose EARLY_STOP. Points of one run, and all points of one test set, are not "
+        "independent, so the intervals are narrower than they should be: read them as a lower bound on the "
+        "uncertainty. " + (f"Left out: {', '.join(excluded)}." if excluded else ""),
         "",
     ]
     for split in SPLITS:

@@ -204,6 +204,8 @@ def test_report_builds_from_synthetic_runs(runs_dir: Path, tmp_path: Path) -> No
     # Sentences follow the numbers: accuracy falls with more Unknown examples here.
     assert "In-distribution test accuracy at CONVERGENCE falls from" in readme
     assert "D_IDK answers 60.0% of questions" in readme
+    assert "Scale of noise: the in-distribution test has 40 questions, so one question is 2.5 points" in readme
+    assert "the out-of-distribution test has 20 questions" in readme
     lines = (out / "equation1_points.csv").read_text().splitlines()
     assert lines[0].startswith("fit,run,at,epoch") and len(lines) == 1 + 20 + 20 + 44
 

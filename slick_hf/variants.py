@@ -480,15 +480,18 @@ def variant_summary(ds: Dataset) -> dict:
 def load_annotated(source: str, config: str | None = None, split: str | None = "train") -> Dataset | DatasetDict:
     """Load one split (or, with `split=None`, all) of an annotated dataset, checking its columns.
 
-    A local folder is always read afresh: `datasets` would otherwise reuse a cache keyed by the
-    folder's path and miss splits annotated since.
+    A local folder is always read afresh and unchecked against `datasets`' cache, which is keyed
+    by the folder's path: it would otherwise miss splits annotated since, or reject a folder
+    rewritten with other split sizes.
     """
     import datasets
 
     where = f"{source}" + (f" (config {config})" if config else "")
-    fresh = "force_redownload" if Path(str(source)).is_dir() else None
+    local = {"download_mode": "force_redownload", "verification_mode": "no_checks"}
     try:
-        loaded = datasets.load_dataset(str(source), config, split=split, download_mode=fresh)
+        loaded = datasets.load_dataset(
+            str(source), config, split=split, **(local if Path(str(source)).is_dir() else {})
+        )
     except ValueError as err:
         raise _load_error(source, config, split, err) from None
     except (FileNotFoundError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as err:

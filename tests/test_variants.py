@@ -5,6 +5,7 @@ import json
 import math
 import random
 import re
+import shutil
 from collections import Counter
 from fractions import Fraction
 
@@ -418,6 +419,14 @@ def test_load_annotated_round_trip(hub_folder, pool):
     assert rows(ds) == rows(pool)
     spec = VariantSpec("idk", 0.5, seed=2)
     assert rows(build_variant(ds, spec)) == rows(build_variant(pool, spec))
+
+
+def test_load_annotated_rereads_a_folder_rewritten_at_the_same_path(tmp_path, pool):
+    folder = tmp_path / "annotated"
+    for n in (5, 9):  # annotated again from scratch, with other limits
+        shutil.rmtree(folder, ignore_errors=True)
+        write_dataset_repo(folder, "org--ModelA", DatasetDict(train=pool, test=pool.select(range(n))), {}, str)
+        assert len(load_annotated(str(folder), "org--ModelA", None)["test"]) == n
 
 
 def test_load_annotated_errors(hub_folder, tmp_path):

@@ -86,7 +86,7 @@ class AnnotateJob:
         meta = {
             "model": {**engine.info(), "argument": self.model},
             "slick": self.slick.to_dict(),
-            "dataset": {"source": self.dataset, "relations": relations, "report": report},
+            "dataset": {"source": self.dataset, "relations": relations, "reports": {", ".join(annotated): report}},
             "exemplars": pools,
             "splits": {split: category_stats(ds) | {"job": self.signature()} for split, ds in annotated.items()},
             "slick_hf_version": __version__,

@@ -24,7 +24,7 @@ def category_stats(ds: Dataset) -> dict:
         "by_relation": {rel: {c: cnt[c] for c in CATEGORIES} for rel, cnt in sorted(by_relation.items())},
         "generations": {
             "total": int(sum(ds["slick_generations"])),
-            "mean_by_category": {c: sum(v) / len(v) for c, v in gens.items()},
+            "mean_by_category": {c: sum(gens[c]) / len(gens[c]) for c in CATEGORIES if c in gens},
         },
     }
 
@@ -69,15 +69,15 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
             f"- Source data: `{meta['dataset']['source']}`, relations {', '.join(meta['dataset']['relations'])}",
             "- SliCK parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())),
         ]
-        if meta["dataset"].get("report"):
-            out += ["", "Data preparation:", "", "```", meta["dataset"]["report"], "```"]
+        for splits, report in sorted(meta["dataset"].get("reports", {}).items()):
+            out += ["", f"Data preparation ({splits}):", "", "```", report, "```"]
         for split, stats in sorted(meta["splits"].items()):
             out += ["", f"### {split}: {stats['num_examples']} examples", ""]
             rows = [["all", *_mix_rows(stats["categories"])]]
             rows += [[rel, *_mix_rows(c)] for rel, c in stats["by_relation"].items()]
             out.append(markdown_table(["relation", *CATEGORIES], rows))
             gens = stats["generations"]
-            mean = ", ".join(f"{c} {v:.1f}" for c, v in sorted(gens["mean_by_category"].items()))
+            mean = ", ".join(f"{c} {v:.1f}" for c, v in gens["mean_by_category"].items())
             out += ["", f"Generations: {gens['total']} in all; per example by category: {mean}."]
         out += [
             "",

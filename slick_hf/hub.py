@@ -61,7 +61,8 @@ def write_dataset_repo(
         merged["splits"] = {**old.get("splits", {}), **meta.get("splits", {})}
         merged["exemplars"] = {**old.get("exemplars", {}), **meta.get("exemplars", {})}
         relations = set(old.get("dataset", {}).get("relations", [])) | set(meta["dataset"]["relations"])
-        merged["dataset"] = {**meta["dataset"], "relations": sorted(relations)}
+        reports = {**old.get("dataset", {}).get("reports", {}), **meta["dataset"].get("reports", {})}
+        merged["dataset"] = {**meta["dataset"], "relations": sorted(relations), "reports": reports}
     atomic_write_text(meta_path, json.dumps(merged, indent=2, sort_keys=True))
     write_card(out_dir, render_section)
     return out_dir

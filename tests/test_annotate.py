@@ -1,6 +1,7 @@
 """slick_hf.annotate and AnnotateJob with the real SmolLM2-135M (tiny SliCK config, few examples)."""
 
 import json
+import re
 import shutil
 from collections import Counter
 from dataclasses import replace
@@ -336,6 +337,8 @@ def test_job_card_and_meta(job_dir):
     assert "## Config `smollm2-135m`" in text
     assert "HuggingFaceTB/SmolLM2-135M-Instruct" in text
     assert "### test: 2 examples" in text
+    assert "Data preparation (test):" in text and "limit 1 per split and relation" in text
+    assert re.search(r"per example by category: (HighlyKnown|MaybeKnown)", text)  # categories in SliCK order
     counts = Counter(CATEGORIES[c] for c in ds["slick_category"])
     mix = " | ".join(f"{counts[c]} ({100 * counts[c] / 2:.0f}%)" for c in CATEGORIES)
     assert f"| all | {mix} |" in text

@@ -34,7 +34,7 @@ def _render(metas) -> str:
 def _meta(model_id: str, split: str, relations=("capital",)) -> dict:
     return {
         "model": {"model_id": model_id},
-        "dataset": {"source": "geo", "relations": list(relations)},
+        "dataset": {"source": "geo", "relations": list(relations), "reports": {split: f"kept {split}"}},
         "exemplars": {r: [] for r in relations},
         "splits": {split: {"num_examples": 2}},
     }
@@ -126,6 +126,7 @@ def test_write_dataset_repo_merges_meta_across_runs(tmp_path):
     assert sorted(meta["splits"]) == ["dev", "test"]
     assert meta["dataset"]["relations"] == ["capital", "continent"]
     assert sorted(meta["exemplars"]) == ["capital", "continent"]
+    assert meta["dataset"]["reports"] == {"dev": "kept dev", "test": "kept test"}
     card = DatasetCard.load(tmp_path / "README.md")
     assert [f["split"] for f in card.data.configs[0]["data_files"]] == ["dev", "test"]
 

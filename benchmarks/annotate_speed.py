@@ -276,7 +276,7 @@ def main() -> None:
     ap.add_argument("--baseline-examples", type=int, default=None, help="run (a) on the first N examples only")
     ap.add_argument("--llama-examples", type=int, default=None, help="run (d) on the first N examples only")
     ap.add_argument("--variants", default="a,b,c,d")
-    ap.add_argument("--chunk", type=int, default=10, help="examples per annotate_rows call")
+    ap.add_argument("--chunk", type=int, default=32, help="examples per annotate_rows call (as annotation chunks)")
     ap.add_argument("--output", default=None, help="write all measurements as JSON here")
     ap.add_argument("--verify-greedy", type=int, default=0, metavar="N", help="only check greedy identity on N prompts")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)

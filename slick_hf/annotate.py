@@ -30,7 +30,7 @@ SLICK_COLUMN_DOCS = {
     "slick_category": "SliCK category: HighlyKnown, MaybeKnown, WeaklyKnown or Unknown",
     "slick_p_greedy": "P(T=0): share of the greedy answers (one per few-shot prompt) that are correct",
     "slick_p_sample": "P(T>0): correct samples / (prompts x samples per prompt); a lower bound unless "
-    "full_sampling is true, since adaptive sampling stops at the first correct sample",
+    "full_sampling is true, since adaptive sampling stops after the round of the first correct sample",
     "slick_greedy_answers": "the greedy answer to each few-shot prompt, in prompt order",
     "slick_greedy_correct": "number of correct greedy answers",
     "slick_samples_drawn": "number of temperature samples drawn for this example",
@@ -88,14 +88,27 @@ def annotate_rows(
     return results
 
 
+def adaptive_rounds(num_prompts: int) -> list[list[int]]:
+    """Prompts sampled per adaptive round, doubling: [0], [1, 2], [3..6], [7..9] for 10 prompts.
+
+    Few rounds keep batches large; an example leaves at the end of the round of its first
+    correct sample, so a doubling schedule spends at most about twice the samples needed.
+    """
+    rounds, start, size = [], 0, 1
+    while start < num_prompts:
+        rounds.append(list(range(start, min(start + size, num_prompts))))
+        start, size = start + size, size * 2
+    return rounds
+
+
 def _sample(rows, prompts, results, engine: Engine, config: SlickConfig) -> None:
-    """Draw samples: all of them (full sampling) or prompt by prompt until one is correct.
+    """Draw samples: all of them (full sampling) or round by round until one is correct.
 
     Adaptive sampling only visits examples whose greedy answers are all wrong, and every
     (example, prompt) has its own seed, so it yields exactly the categories of full sampling.
     """
     pending = [i for i, r in enumerate(results) if config.full_sampling or r["slick_greedy_correct"] == 0]
-    rounds = [list(range(config.num_prompts))] if config.full_sampling else [[p] for p in range(config.num_prompts)]
+    rounds = [list(range(config.num_prompts))] if config.full_sampling else adaptive_rounds(config.num_prompts)
     for prompt_indices in rounds:
         if not pending:
             return
@@ -164,11 +177,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def run_fingerprint(questions: Dataset, pools: Mapping, config: SlickConfig, engine_info: Mapping) -> str:
-    """Identifies one annotation job: same questions, prompts, parameters and model."""
+def run_fingerprint(
+    questions: Dataset, pools: Mapping, config: SlickConfig, engine_info: Mapping, chunk_size: int
+) -> str:
+    """Identifies one annotation job: same questions, chunks, prompts, parameters and model."""
     payload = json.dumps(
         {
             "ids": list(questions["id"]),
+            "chunk_size": chunk_size,
             "pools": pools,
             "config": config.to_dict(),
             "model": [engine_info.get("model_id"), engine_info.get("model_revision")],
@@ -184,7 +200,7 @@ def annotate_dataset(
     engine: Engine,
     config: SlickConfig,
     work_dir: Path,
-    chunk_size: int = 8,
+    chunk_size: int = 32,
     desc: str = "SliCK",
 ) -> Dataset:
     """Add the slick_* columns to `questions`, resuming from `work_dir` where a run stopped.
@@ -192,7 +208,9 @@ def annotate_dataset(
     Chunks are fixed slices of the dataset, so a resumed run batches exactly like an
     uninterrupted one and gives the same result.
     """
-    journal = ChunkJournal(Path(work_dir) / f"{run_fingerprint(questions, pools, config, engine.info())}.jsonl")
+    journal = ChunkJournal(
+        Path(work_dir) / f"{run_fingerprint(questions, pools, config, engine.info(), chunk_size)}.jsonl"
+    )
     n_chunks = (len(questions) + chunk_size - 1) // chunk_size
     counts: Counter = Counter(r["slick_category"] for rs in journal.done.values() for r in rs)
     with tqdm(total=len(questions), desc=desc, unit="ex", initial=sum(map(len, journal.done.values()))) as bar:

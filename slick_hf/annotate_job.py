@@ -34,7 +34,7 @@ class AnnotateJob:
     limit_per_relation: int | None = None
     config_name: str | None = None
     slick: SlickConfig = field(default_factory=SlickConfig)
-    chunk_size: int = 8
+    chunk_size: int = 32
     split_suffix: str = ""
 
     def signature(self) -> dict:

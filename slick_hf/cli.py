@@ -38,7 +38,7 @@ def _add_annotate(sub) -> None:
         help="server engines: seconds to wait for a server to be up (default 60)",
     )
     p.add_argument("--batch-size", type=int, default=64, help="prompts decoded together")
-    p.add_argument("--chunk-size", type=int, default=8, help="examples per resumable chunk")
+    p.add_argument("--chunk-size", type=int, default=32, help="examples per resumable chunk")
     p.add_argument("--device", default="cpu")
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--num-prompts", type=int, default=10)

@@ -14,6 +14,7 @@ from huggingface_hub import DatasetCard
 from slick_hf.annotate import (
     SLICK_FEATURES,
     ChunkJournal,
+    adaptive_rounds,
     annotate_dataset,
     annotate_rows,
     exemplar_pools_by_relation,
@@ -127,9 +128,18 @@ def test_adaptive_sampling_only_samples_what_matters(runs):
             assert drawn == 0  # greedy alone decides HighlyKnown / MaybeKnown
         elif res["slick_samples_correct"] == 0:
             assert drawn == cfg.num_prompts * cfg.num_samples  # Unknown needs every sample
-        else:
-            assert drawn % cfg.num_samples == 0 and 0 < drawn <= cfg.num_prompts * cfg.num_samples
+        else:  # stops at the end of the round of its first correct sample
+            round_ends = {r[-1] + 1 for r in adaptive_rounds(cfg.num_prompts)}
+            assert drawn % cfg.num_samples == 0 and drawn // cfg.num_samples in round_ends
     assert sum(r.n for r in counting.requests) == sum(res["slick_generations"] for res in results)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 17])
+def test_adaptive_rounds_double_and_cover_every_prompt_once(n):
+    rounds = adaptive_rounds(n)
+    assert [p for r in rounds for p in r] == list(range(n))
+    assert all(len(r) == 2**k for k, r in enumerate(rounds[:-1])) and 0 < len(rounds[-1]) <= 2 ** (len(rounds) - 1)
+    assert adaptive_rounds(10) == [[0], [1, 2], [3, 4, 5, 6], [7, 8, 9]]
 
 
 def test_requests_use_the_relation_pools_and_per_request_seeds(runs, rows, pools):

@@ -82,7 +82,7 @@ def test_server_matches_in_process_greedy(local, data, reference):
 
 def test_faults_give_identical_results_and_count_retries(local, data, reference):
     rows, pools = data
-    faults = Faults(error_rate=0.2, rate_limit_rate=0.1, drop_rate=0.05, latency=0.0, latency_max=0.05, seed=7)
+    faults = Faults(error_rate=0.2, rate_limit_rate=0.1, drop_rate=0.1, latency=0.0, latency_max=0.05, seed=7)
     with ServerThread(TransformersBackend(local), faults) as server:
         with TGIEngine("smollm2-135m", [server.url], concurrency=8, **FAST) as eng:
             results = annotate_rows(rows, pools, eng, CONFIG)

@@ -24,7 +24,7 @@ def category_stats(ds: Dataset) -> dict:
         "by_relation": {rel: {c: cnt[c] for c in CATEGORIES} for rel, cnt in sorted(by_relation.items())},
         "generations": {
             "total": int(sum(ds["slick_generations"])),
-            "mean_by_category": {c: sum(gens[c]) / len(gens[c]) for c in CATEGORIES if c in gens},
+            "mean_by_category": {c: sum(v) / len(v) for c, v in gens.items()},
         },
     }
 
@@ -77,7 +77,8 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
             rows += [[rel, *_mix_rows(c)] for rel, c in stats["by_relation"].items()]
             out.append(markdown_table(["relation", *CATEGORIES], rows))
             gens = stats["generations"]
-            mean = ", ".join(f"{c} {v:.1f}" for c, v in gens["mean_by_category"].items())
+            by_cat = gens["mean_by_category"]
+            mean = ", ".join(f"{c} {by_cat[c]:.1f}" for c in CATEGORIES if c in by_cat)
             out += ["", f"Generations: {gens['total']} in all; per example by category: {mean}."]
         out += [
             "",

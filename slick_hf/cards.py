@@ -132,7 +132,12 @@ def render_model_card_text(run: Mapping) -> str:
         "",
         f"Best dev epoch (EARLY_STOP): {run['training'].get('best_epoch')}; "
         f"trained for {run['training'].get('epochs')} epochs (CONVERGENCE, in `convergence/`). "
-        "The weights at the root of this repository are the EARLY_STOP model.",
+        + (
+            "The weights at the root of this repository are the EARLY_STOP model."
+            if run.get("weights_kept", True)
+            else "The weights were not kept (`keep_weights: false`): this folder holds the results, "
+            "the predictions and the training dynamics."
+        ),
         "",
         "## Results (exact match %, per SliCK category of the test question)",
         "",

@@ -1,6 +1,7 @@
 """`slick-hf <stage>`: the command line, with one clear error line on bad input."""
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -171,7 +172,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("slick-hf: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not _disk_full(err):
+            raise
+        print(
+            "slick-hf: error: no space left on device; free some space and run the same command again to "
+            "resume (finished stages and runs are kept)",
+            file=sys.stderr,
+        )
+        return 2
     return 0
+
+
+def _disk_full(err: BaseException | None) -> bool:
+    """True when `err`, or an exception it was raised from or while handling, is ENOSPC."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 if __name__ == "__main__":

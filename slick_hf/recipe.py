@@ -153,6 +153,17 @@ def remove_checkpoints(run_dir: Path) -> None:
         shutil.rmtree(ckpt, ignore_errors=True)
 
 
+WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json")
+
+
+def remove_weights(run_dir: Path) -> None:
+    """Drop the evaluated models' weights (root and `convergence/`); results and the card stay."""
+    for folder in (run_dir, run_dir / "convergence"):
+        for pattern in WEIGHT_PATTERNS:
+            for path in folder.glob(pattern):
+                path.unlink()
+
+
 def write_model_card(run_dir: Path, run: dict) -> None:
     """README.md of the run folder, laid out as a Hub model repo (no secrets in it)."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -223,6 +234,7 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
         "annotation_config": script.annotation_config or config_name_for(model),
         "training": {k: v for k, v in training_summary.items() if k != "log_history"},
         "results": results,
+        "weights_kept": script.keep_weights,
     }
     write_model_card(run_dir, run)
     atomic_write_text(run_dir / "run.json", json.dumps(run, indent=2))
@@ -231,4 +243,6 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
         from .hub import push_folder
 
         print(f"pushed: {push_folder(run_dir, push_repo, 'model', ignore=['checkpoint-*/**', 'variant/**'])}")
+    if not script.keep_weights:
+        remove_weights(run_dir)
     return run_dir

@@ -35,6 +35,13 @@ class SlickScriptArguments:
     prompt_template: str = field(default="Answer the following question. {question}\n")
     completion_template: str = field(default="{answer}")
     dry_run: bool = field(default=False, metadata={"help": "parse and build everything, train nothing"})
+    keep_weights: bool = field(
+        default=True,
+        metadata={
+            "help": "keep the EARLY_STOP and CONVERGENCE weights in the run folder once evaluated "
+            "(false keeps results, predictions, dynamics and the card: `slick-hf sweep` default)"
+        },
+    )
 
     def limits(self) -> dict[str, int]:
         """`annotate_limits` as a dict: split -> examples per relation."""

@@ -258,11 +258,14 @@ def run_sweep(
     report: bool = True,
     report_only: bool = False,
     command: str | None = None,
+    keep_weights: bool = False,
 ) -> Path:
     """Run (or resume) the sweep; write the report. Returns the sweep folder.
 
     `ratios` and `variants` (kinds) make the plan, and |D| is chosen over the whole plan; `only`
     then runs a subset of it (same folder). `relations` restricts the train split D is drawn from.
+    Each run's weights are dropped once it is evaluated unless `keep_weights` (the report needs
+    none of them, and they are about twice the model's size per run).
     """
     from .hub import config_name_for
     from .recipe import annotation_jobs, ensure_annotations, run_recipe
@@ -337,7 +340,9 @@ def run_sweep(
             continue
         print(f"sweep [{k}/{len(runnable)}] {name}: running")
         t0 = time.time()
-        run_script = dataclasses.replace(base_script, variant=variant, unknown_ratio=ratio, train_size=size)
+        run_script = dataclasses.replace(
+            base_script, variant=variant, unknown_ratio=ratio, train_size=size, keep_weights=keep_weights
+        )
         run_training = copy.deepcopy(training)
         run_training.output_dir = str(folder)
         run_training.run_name = None
@@ -402,6 +407,11 @@ def add_sweep_parser(sub) -> None:
     p.add_argument(
         "--sweep-only", help="run only these (run names such as D_unk0.50, or variant kinds) of the plan, same |D|"
     )
+    p.add_argument(
+        "--sweep-keep-weights",
+        action="store_true",
+        help="keep every run's EARLY_STOP and CONVERGENCE weights (default: drop them once evaluated)",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument("--report-only", action="store_true", help="train nothing: (re)write the sweep's report")
     p.set_defaults(func=run_sweep_command, passthrough=True)
@@ -439,4 +449,5 @@ def run_sweep_command(args: argparse.Namespace) -> None:
         report=not args.no_report,
         report_only=args.report_only,
         command=" ".join(["slick-hf", "sweep", *args.rest]),
+        keep_weights=args.sweep_keep_weights,
     )

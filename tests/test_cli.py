@@ -217,3 +217,24 @@ def test_unknown_relation_subprocess(tmp_path):
     _assert_one_error_line(proc.stderr, proc.returncode, "P999")
     assert proc.stdout == ""
     _assert_nothing_complete(out)
+
+
+def test_disk_full_is_one_line_and_other_bugs_still_raise(monkeypatch, tmp_path, capsys):
+    import errno
+
+    import slick_hf.report as report
+
+    def torch_save_on_a_full_disk(*args, **kwargs):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos") from None
+
+    monkeypatch.setattr(report, "write_report", torch_save_on_a_full_disk)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("slick-hf: error: no space left on device") and err.count("\n") == 1
+
+    monkeypatch.setattr(report, "write_report", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["report", str(tmp_path)])

@@ -192,3 +192,4 @@ def test_near_ties_fall_back_to_plain_generate(engine):
         engine.tie_margin = saved
     assert engine.stats.reference_fallbacks == before + 2
     assert got == engine.plain_generate([GenerationRequest(p) for p in prompts])
+    assert f"{before + 2} greedy steps re-run with plain generate" in engine.stats.summary()

@@ -137,3 +137,9 @@ def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path) -> None
     before = (run_dir / "results.json").stat().st_mtime_ns
     run_recipe(*parse(argv))
     assert (run_dir / "results.json").stat().st_mtime_ns == before
+    # keep_weights false (the sweep's default) drops the weights and keeps everything else
+    for _ in range(2):
+        run_recipe(*parse([*argv, "--keep_weights", "false"]))
+        assert not list(run_dir.rglob("*.safetensors")) and (run_dir / "convergence" / "config.json").exists()
+        assert (run_dir / "results.json").stat().st_mtime_ns == before
+        assert "weights were not kept" in (run_dir / "README.md").read_text()

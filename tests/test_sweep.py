@@ -112,7 +112,7 @@ def test_sweep_runs_resumes_and_reports(annotated_dir: Path, tmp_path: Path, mon
 
     def fake_run_recipe(script, training, model_args):
         name = recipe.variant_name(recipe.variant_spec(script))
-        calls.append((name, script.train_size, training.output_dir))
+        calls.append((name, script.train_size, training.output_dir, script.keep_weights))
         tries[name] += 1
         if name == "D_MaybeKnown" and tries[name] == 1:
             raise RuntimeError("boom")
@@ -129,6 +129,7 @@ def test_sweep_runs_resumes_and_reports(annotated_dir: Path, tmp_path: Path, mon
     folder = tmp_path / f"sweep-D{size}-ep4"
     assert {c[1] for c in calls} == {size} and {c[2] for c in calls} == {str(folder)}
     assert len(calls) == 13 and "D_WeaklyKnown" not in {c[0] for c in calls}
+    assert {c[3] for c in calls} == {False}  # a sweep drops each run's weights once evaluated
     state = json.loads((folder / SWEEP_FILE).read_text())
     assert state["runs"]["D_MaybeKnown"]["status"] == "failed" and "boom" in state["runs"]["D_MaybeKnown"]["error"]
     assert state["runs"]["D_unk0.50"]["status"] == "done" and "D_WeaklyKnown" in state["infeasible"]
@@ -137,9 +138,8 @@ def test_sweep_runs_resumes_and_reports(annotated_dir: Path, tmp_path: Path, mon
     assert "**D_WeaklyKnown**" in readme and "**D_MaybeKnown**" in readme
     # A rerun skips finished runs and retries the failed one.
     calls.clear()
-    script, training, model = _parse(_args(annotated_dir, tmp_path))
-    run_sweep(script, training, model)
-    assert [c[0] for c in calls] == ["D_MaybeKnown"]
+    assert main(["sweep", *_args(annotated_dir, tmp_path), "--sweep-keep-weights"]) == 0
+    assert [c[0] for c in calls] == ["D_MaybeKnown"] and calls[0][3] is True
     assert "D_unk0.00: already done" in capsys.readouterr().out
     assert "**D_MaybeKnown**" not in (folder / "report" / "README.md").read_text()
     # Other settings in the same folder would mix runs: refused.

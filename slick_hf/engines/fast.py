@@ -154,6 +154,13 @@ class _Stats:
     reference_fallbacks: int = 0
     extra: dict = field(default_factory=dict)
 
+    def summary(self) -> str:
+        """One line for the end of a run: how much work the prefix sharing left to do."""
+        return (
+            f"{self.draws} tokens drawn with {self.tokens_forwarded} tokens forwarded in {self.forwards} "
+            f"forward passes; {self.reference_fallbacks} greedy steps re-run with plain generate (near ties)"
+        )
+
 
 class FastTransformersEngine(Engine):
     """A causal LM in this process, with prefix caching, sample dedupe and batch invariance.

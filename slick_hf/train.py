@@ -11,6 +11,7 @@ from trl import SFTTrainer
 
 from .engines.local import TransformersEngine
 from .evaluate import category_names, generate_answers, score
+from .hub import atomic_write_text
 from .slick import KNOWN
 
 logger = logging.getLogger(__name__)
@@ -118,8 +119,30 @@ def prompt_completion(ds: Dataset, prompt_template: str) -> Dataset:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return ckpts[-1] if ckpts else None
+    """The newest complete checkpoint. The Trainer writes `trainer_state.json` last, so a
+    checkpoint without it was cut short (a kill, a full disk): it is removed, never resumed."""
+    complete = []
+    for ckpt in sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])):
+        if (ckpt / "trainer_state.json").exists():
+            complete.append(ckpt)
+        else:
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return complete[-1] if complete else None
+
+
+def keep_dynamics_up_to(path: Path, step: int) -> None:
+    """Drop the dynamics rows logged after `step` (and a torn last line): training resumes there."""
+    if not path.exists():
+        return
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            break
+        if row["step"] <= step:
+            rows.append(line + "\n")
+    atomic_write_text(path, "".join(rows))
 
 
 def build_trainer(train: Dataset, dev: Dataset, script, training, model_args) -> SlickSFTTrainer:
@@ -164,6 +187,8 @@ def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
     resume = last_checkpoint(run_dir)
     if resume is None:
         (run_dir / DYNAMICS_FILE).unlink(missing_ok=True)
+    else:
+        keep_dynamics_up_to(run_dir / DYNAMICS_FILE, int(resume.name.split("-")[-1]))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     last = last_checkpoint(run_dir)
     tokenizer = trainer.processing_class

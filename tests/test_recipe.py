@@ -143,3 +143,20 @@ def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path) -> None
         assert not list(run_dir.rglob("*.safetensors")) and (run_dir / "convergence" / "config.json").exists()
         assert (run_dir / "results.json").stat().st_mtime_ns == before
         assert "weights were not kept" in (run_dir / "README.md").read_text()
+
+
+def test_resume_skips_a_cut_short_checkpoint_and_its_dynamics(tmp_path: Path) -> None:
+    from slick_hf.train import DYNAMICS_FILE, keep_dynamics_up_to, last_checkpoint
+
+    for step in (1, 2, 3):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "model.safetensors").write_text("w")
+    for step in (1, 2):  # checkpoint-3 was cut short (a full disk): no trainer_state.json
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    dynamics = tmp_path / DYNAMICS_FILE
+    dynamics.write_text("".join(json.dumps({"epoch": s, "step": s}) + "\n" for s in (1, 2, 3)) + '{"epoch": 4, "st')
+    keep_dynamics_up_to(dynamics, 2)
+    assert [json.loads(line)["step"] for line in dynamics.read_text().splitlines()] == [1, 2]
+    assert last_checkpoint(tmp_path / "nothing-here") is None

@@ -160,3 +160,31 @@ def test_resume_skips_a_cut_short_checkpoint_and_its_dynamics(tmp_path: Path) ->
     keep_dynamics_up_to(dynamics, 2)
     assert [json.loads(line)["step"] for line in dynamics.read_text().splitlines()] == [1, 2]
     assert last_checkpoint(tmp_path / "nothing-here") is None
+
+
+@pytest.mark.slow
+def test_tiny_lora_recipe_saves_merged_models(annotated_dir: Path, tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    argv = [
+        "--config", str(ROOT / "recipes" / "smollm2-135m" / "sft" / "config_geo.yaml"),
+        "--annotated_dataset", str(annotated_dir), "--annotation_config", "fixture",
+        "--train_size", "8", "--num_train_epochs", "2", "--dev_limit", "4", "--max_length", "48",
+        "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path), "--evaluate_splits", "test",
+        "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8", "--learning_rate", "1e-3",
+    ]  # fmt: skip
+    run_dir = run_recipe(*parse(argv))
+    assert [json.loads(r)["epoch"] for r in (run_dir / "training_dynamics.jsonl").read_text().splitlines()] == [1, 2]
+    from slick_hf.models import resolve_model
+
+    q_proj = "model.layers.0.self_attn.q_proj.weight"  # a LoRA target: merged, so changed
+    with safe_open(str(Path(resolve_model("smollm2-135m")) / "model.safetensors"), "pt") as f:
+        base_q = f.get_tensor(q_proj)
+    for folder in (run_dir, run_dir / "convergence"):  # plain (merged) checkpoints, no adapter left
+        assert not (folder / "adapter_config.json").exists()
+        with safe_open(str(folder / "model.safetensors"), "pt") as f:
+            names = list(f.keys())
+            assert not (f.get_tensor(q_proj) == base_q).all()
+        assert names and not any("lora" in n for n in names)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["early_stop"]["test"]["count"] == results["convergence"]["test"]["count"] == 32

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,6 +246,17 @@ def _pct_label(ratio: float | None) -> str:
     return "–" if ratio is None else f"{100 * ratio:g}%"
 
 
+def evaluated_points(runs: Runs, names: Sequence[str], split: str) -> Iterator[tuple[str, Run, str]]:
+    """(name, run, stopping point) for each named complete run, at each point evaluated on `split`."""
+    for name in names:
+        run = runs.get(name)
+        if run is None:
+            continue
+        for p in POINTS:
+            if split in run.results[p]:
+                yield name, run, p
+
+
 def category_rows(runs: Runs, split: str, with_paper: bool) -> tuple[list[str], list[list[str]]]:
     """Per-category accuracy of every complete run at both stopping points."""
     ordered = [*SINGLE, *(r.name for k in ("ratio", "known", "idk", "other") for r in runs.by_kind(k))]
@@ -265,19 +276,13 @@ def category_rows(runs: Runs, split: str, with_paper: bool) -> tuple[list[str], 
     if with_paper:
         header.append("paper: Full / HK / MK / WK / Unk")
     rows = []
-    for name in ordered:
-        run = runs.get(name)
-        if run is None:
-            continue
-        for p in POINTS:
-            if split not in run.results[p]:
-                continue
-            cells = [_fmt(run.metric(p, split))] + [_fmt(run.metric(p, split, f"exact_match_{c}")) for c in CATEGORIES]
-            row = [name, POINT_LABEL[p], *cells]
-            if with_paper:
-                ref = PAPER_TABLE.get(name, {}).get(p)
-                row.append(" / ".join(f"{v:g}" for v in ref) if ref else "")
-            rows.append(row)
+    for name, run, p in evaluated_points(runs, ordered, split):
+        cells = [_fmt(run.metric(p, split))] + [_fmt(run.metric(p, split, f"exact_match_{c}")) for c in CATEGORIES]
+        row = [name, POINT_LABEL[p], *cells]
+        if with_paper:
+            ref = PAPER_TABLE.get(name, {}).get(p)
+            row.append(" / ".join(f"{v:g}" for v in ref) if ref else "")
+        rows.append(row)
     return header, rows
 
 
@@ -369,25 +374,17 @@ def eq1_fits(runs: Runs) -> list[Eq1Fit]:
 
 
 def idk_rows(runs: Runs, split: str) -> list[dict]:
-    out = []
-    for name in ("D_unk0.50", "D_IDK_unk0.50"):
-        run = runs.get(name)
-        if run is None:
-            continue
-        for p in POINTS:
-            if split not in run.results[p]:
-                continue
-            out.append(
-                {
-                    "run": name,
-                    "point": p,
-                    "answered": run.metric(p, split, "answered"),
-                    "accuracy_answered": run.metric(p, split, "exact_match_answered"),
-                    "accuracy": run.metric(p, split),
-                    "paper": PAPER_IDK[name][p] if split == "test" else None,
-                }
-            )
-    return out
+    return [
+        {
+            "run": name,
+            "point": p,
+            "answered": run.metric(p, split, "answered"),
+            "accuracy_answered": run.metric(p, split, "exact_match_answered"),
+            "accuracy": run.metric(p, split),
+            "paper": PAPER_IDK[name][p] if split == "test" else None,
+        }
+        for name, run, p in evaluated_points(runs, ("D_unk0.50", "D_IDK_unk0.50"), split)
+    ]
 
 
 def dynamics_rows(runs: Runs) -> list[dict]:

@@ -76,6 +76,18 @@ def load_causal_lm(resolved: str, dtype: str = "auto", device: str = "cpu", trus
     return model.to(device).eval()
 
 
+def load_for_inference(
+    model: str, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False
+) -> tuple:
+    """(model in eval mode, left-padding tokenizer, provenance) for a Hub id, a folder or an alias."""
+    resolved = resolve_model(model)
+    return (
+        load_causal_lm(resolved, dtype, device, trust_remote_code),
+        load_tokenizer(resolved, trust_remote_code),
+        model_provenance(model, resolved),
+    )
+
+
 def _first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..models import load_causal_lm, load_tokenizer, model_provenance, resolve_model
+from ..models import load_for_inference
 from . import rowattn
 from .base import Engine, GenerationRequest, truncate_at_stop
 from .local import TransformersEngine
@@ -183,10 +183,7 @@ class FastTransformersEngine(Engine):
         max_cache_bytes: int = 1 << 30,
     ) -> None:
         self.model_name = model
-        resolved = resolve_model(model)
-        self.tokenizer = load_tokenizer(resolved, trust_remote_code)
-        self.model = load_causal_lm(resolved, dtype, device, trust_remote_code)
-        self.provenance = model_provenance(model, resolved)
+        self.model, self.tokenizer, self.provenance = load_for_inference(model, dtype, device, trust_remote_code)
         self.batch_size = max(1, batch_size)
         self.device = device
         self.cache = KVCache(max_cache_bytes)

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..models import load_causal_lm, load_tokenizer, model_provenance, resolve_model
+from ..models import load_for_inference
 from .base import Engine, GenerationRequest, truncate_at_stop
 
 
@@ -25,13 +25,7 @@ class TransformersEngine(Engine):
         dtype: str = "float32",
         trust_remote_code: bool = False,
     ) -> None:
-        resolved = resolve_model(model)
-        self._setup(
-            load_causal_lm(resolved, dtype, device, trust_remote_code),
-            load_tokenizer(resolved, trust_remote_code),
-            model_provenance(model, resolved),
-            batch_size,
-        )
+        self._setup(*load_for_inference(model, dtype, device, trust_remote_code), batch_size)
 
     @classmethod
     def from_loaded(cls, model, tokenizer, provenance: dict[str, str], batch_size: int = 16) -> "TransformersEngine":

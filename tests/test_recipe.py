@@ -105,14 +105,19 @@ def test_gpu_recipe_dry_run_builds_the_trainer(annotated_dir: Path, tmp_path: Pa
     assert training.push_to_hub is False  # pushing happens once, at the end, by slick-hf
 
 
-@pytest.mark.slow
-def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path) -> None:
-    argv = [
+def tiny_recipe_argv(annotated_dir: Path, output_dir: Path, *extra: str) -> list[str]:
+    """The CPU geo recipe on the fixture pool, shrunk to |D| = 8 and 2 epochs."""
+    return [
         "--config", str(ROOT / "recipes" / "smollm2-135m" / "sft" / "config_geo.yaml"),
         "--annotated_dataset", str(annotated_dir), "--annotation_config", "fixture",
         "--train_size", "8", "--num_train_epochs", "2", "--dev_limit", "4", "--max_length", "48",
-        "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path),
+        "--per_device_train_batch_size", "8", "--output_dir", str(output_dir), *extra,
     ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path) -> None:
+    argv = tiny_recipe_argv(annotated_dir, tmp_path)
     run_dir = run_recipe(*parse(argv))
     dynamics = [json.loads(line) for line in (run_dir / "training_dynamics.jsonl").read_text().splitlines()]
     assert [round(r["epoch"]) for r in dynamics] == [1, 2]
@@ -166,13 +171,10 @@ def test_resume_skips_a_cut_short_checkpoint_and_its_dynamics(tmp_path: Path) ->
 def test_tiny_lora_recipe_saves_merged_models(annotated_dir: Path, tmp_path: Path) -> None:
     from safetensors import safe_open
 
-    argv = [
-        "--config", str(ROOT / "recipes" / "smollm2-135m" / "sft" / "config_geo.yaml"),
-        "--annotated_dataset", str(annotated_dir), "--annotation_config", "fixture",
-        "--train_size", "8", "--num_train_epochs", "2", "--dev_limit", "4", "--max_length", "48",
-        "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path), "--evaluate_splits", "test",
+    argv = tiny_recipe_argv(
+        annotated_dir, tmp_path, "--evaluate_splits", "test",
         "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8", "--learning_rate", "1e-3",
-    ]  # fmt: skip
+    )  # fmt: skip
     run_dir = run_recipe(*parse(argv))
     assert [json.loads(r)["epoch"] for r in (run_dir / "training_dynamics.jsonl").read_text().splitlines()] == [1, 2]
     from slick_hf.models import resolve_model

@@ -118,11 +118,16 @@ def prompt_completion(ds: Dataset, prompt_template: str) -> Dataset:
     )
 
 
+def checkpoint_step(path: str | Path) -> int:
+    """The global step of a Trainer `checkpoint-<step>` folder."""
+    return int(Path(path).name.split("-")[-1])
+
+
 def last_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint. The Trainer writes `trainer_state.json` last, so a
     checkpoint without it was cut short (a kill, a full disk): it is removed, never resumed."""
     complete = []
-    for ckpt in sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])):
+    for ckpt in sorted(run_dir.glob("checkpoint-*"), key=checkpoint_step):
         if (ckpt / "trainer_state.json").exists():
             complete.append(ckpt)
         else:
@@ -188,7 +193,7 @@ def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
     if resume is None:
         (run_dir / DYNAMICS_FILE).unlink(missing_ok=True)
     else:
-        keep_dynamics_up_to(run_dir / DYNAMICS_FILE, int(resume.name.split("-")[-1]))
+        keep_dynamics_up_to(run_dir / DYNAMICS_FILE, checkpoint_step(resume))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     last = last_checkpoint(run_dir)
     tokenizer = trainer.processing_class
@@ -207,7 +212,7 @@ def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
                     shutil.copy2(f, run_dir / "convergence" / f.name)
     save_merged(trainer.model, tokenizer, run_dir)
     state = trainer.state
-    best_step = int(state.best_model_checkpoint.split("-")[-1]) if state.best_model_checkpoint else None
+    best_step = checkpoint_step(state.best_model_checkpoint) if state.best_model_checkpoint else None
     best_epoch = next(
         (h["epoch"] for h in state.log_history if h.get("step") == best_step and "eval_exact_match" in h),
         None,

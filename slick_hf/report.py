@@ -260,17 +260,11 @@ def evaluated_points(runs: Runs, names: Sequence[str], split: str) -> Iterator[t
 def category_rows(runs: Runs, split: str, with_paper: bool) -> tuple[list[str], list[list[str]]]:
     """Per-category accuracy of every complete run at both stopping points."""
     ordered = [*SINGLE, *(r.name for k in ("ratio", "known", "idk", "other") for r in runs.by_kind(k))]
-    counts = next(
-        (
-            {c: r.results[p][split].get(f"count_{c}") for c in CATEGORIES} | {"": r.results[p][split].get("count")}
-            for r in runs.runs.values()
-            for p in POINTS
-            if r.complete and split in r.results[p]
-        ),
-        None,
-    )
-    if counts is None:
+    first = next(evaluated_points(runs, list(runs.runs), split), None)
+    if first is None:
         return [], []
+    _, run, p = first
+    counts = {c: run.results[p][split].get(f"count_{c}") for c in CATEGORIES} | {"": run.results[p][split].get("count")}
     header = ["train set", "stopping point", f"Full (n={counts['']})"]
     header += [f"{c} (n={counts[c]})" for c in CATEGORIES]
     if with_paper:
@@ -305,7 +299,6 @@ def known_vs_d(runs: Runs, split: str) -> list[dict]:
 class Eq1Fit:
     label: str
     description: str
-    split: str
     points: list[dict]
     fit: object | None  # OLSFit
     excluded: list[str]
@@ -357,19 +350,19 @@ def eq1_points(runs: Runs, source: str) -> tuple[list[dict], list[str]]:
 
 def eq1_fits(runs: Runs) -> list[Eq1Fit]:
     specs = [
-        ("test", "test", "in-distribution test accuracy at EARLY_STOP and CONVERGENCE (2 points per run)"),
-        ("test_ood", "test_ood", "out-of-distribution test accuracy at EARLY_STOP and CONVERGENCE (2 points per run)"),
-        ("dev", "test", "dev accuracy at every epoch (the early-stopping set itself, not held out)"),
+        ("test", "in-distribution test accuracy at EARLY_STOP and CONVERGENCE (2 points per run)"),
+        ("test_ood", "out-of-distribution test accuracy at EARLY_STOP and CONVERGENCE (2 points per run)"),
+        ("dev", "dev accuracy at every epoch (the early-stopping set itself, not held out)"),
     ]
     out = []
-    for source, split, description in specs:
+    for source, description in specs:
         points, excluded = eq1_points(runs, source)
         fit = None
         if len(points) >= 3:
             fit = fit_equation1(
                 [p["accuracy"] for p in points], [p["known_fit"] for p in points], [p["unknown_fit"] for p in points]
             )
-        out.append(Eq1Fit(source, description, split, points, fit, excluded))
+        out.append(Eq1Fit(source, description, points, fit, excluded))
     return out
 
 
@@ -801,7 +794,7 @@ PLOTS = {
 }
 
 
-def readme_markdown(runs: Runs, fits: list[Eq1Fit], plots: Sequence[str], tables: str) -> str:
+def readme_markdown(runs: Runs, found: list[str], plots: Sequence[str], tables: str) -> str:
     lines = [
         "# SliCK report",
         "",
@@ -815,7 +808,6 @@ def readme_markdown(runs: Runs, fits: list[Eq1Fit], plots: Sequence[str], tables
         "## Findings",
         "",
     ]
-    found = findings(runs, fits)
     lines += [f"- {s}" for s in found] or ["- No complete run to summarise."]
     noise = noise_sentence(runs)
     if noise:
@@ -833,7 +825,7 @@ def readme_markdown(runs: Runs, fits: list[Eq1Fit], plots: Sequence[str], tables
     return "\n".join(lines).rstrip() + "\n"
 
 
-def report_json(runs: Runs, fits: list[Eq1Fit]) -> dict:
+def report_json(runs: Runs, fits: list[Eq1Fit], found: list[str]) -> dict:
     return {
         "runs_dir": str(runs.folder),
         "size": runs.size,
@@ -855,7 +847,7 @@ def report_json(runs: Runs, fits: list[Eq1Fit]) -> dict:
         },
         "idk": {s: idk_rows(runs, s) for s in SPLITS},
         "dynamics": dynamics_rows(runs),
-        "findings": findings(runs, fits),
+        "findings": found,
     }
 
 
@@ -889,10 +881,11 @@ def write_report(runs_dir: Path, out_dir: Path | None = None) -> Path:
     fits = eq1_fits(runs)
     plots = write_plots(runs, fits, out)
     tables = tables_markdown(runs, fits)
+    found = findings(runs, fits)
     atomic_write_text(out / "tables.md", tables + "\n")
-    atomic_write_text(out / "report.json", json.dumps(report_json(runs, fits), indent=2, default=str) + "\n")
+    atomic_write_text(out / "report.json", json.dumps(report_json(runs, fits, found), indent=2, default=str) + "\n")
     atomic_write_text(out / "equation1_points.csv", _points_csv(fits))
-    atomic_write_text(out / "README.md", readme_markdown(runs, fits, plots, tables))
+    atomic_write_text(out / "README.md", readme_markdown(runs, found, plots, tables))
     for name, problems in runs.incomplete.items():
         logger.warning("%s: %s", name, "; ".join(problems))
     for name in runs.missing:
@@ -915,11 +908,11 @@ def add_report_parser(sub) -> None:
 
 def run_report_command(args: argparse.Namespace) -> None:
     out = write_report(args.runs_dir, args.output_dir)
-    runs = load_runs(args.runs_dir)
-    for name in runs.missing:
+    written = json.loads((out / "report.json").read_text())
+    for name in written["missing"]:
         print(f"report: missing run {name}")
-    for name in runs.incomplete:
+    for name in written["incomplete"]:
         print(f"report: unfinished run {name}, left out")
-    for name in runs.infeasible:
+    for name in written["infeasible"]:
         print(f"report: infeasible run {name}, not in the sweep")
     print(f"report: {out / 'README.md'}")

@@ -193,3 +193,12 @@ def test_near_ties_fall_back_to_plain_generate(engine):
     assert engine.stats.reference_fallbacks == before + 2
     assert got == engine.plain_generate([GenerationRequest(p) for p in prompts])
     assert f"{before + 2} greedy steps re-run with plain generate" in engine.stats.summary()
+
+
+def test_off_cpu_the_engine_falls_back_to_plain_generate(engine):
+    from types import SimpleNamespace
+
+    on_gpu = SimpleNamespace(model=SimpleNamespace(device=torch.device("cuda"), config=engine.model.config))
+    on_gpu.model._supports_attention_backend = True
+    assert "CPU only" in type(engine)._unsupported_reason(on_gpu)
+    assert type(engine)._unsupported_reason(engine) is None

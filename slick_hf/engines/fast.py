@@ -246,6 +246,8 @@ class FastTransformersEngine(Engine):
 
     # ------------------------------------------------------------------ setup
     def _unsupported_reason(self) -> str | None:
+        if self.model.device.type != "cpu":  # row invariance and the row attention are built for CPU BLAS
+            return f"the fast path runs on CPU only, not {self.model.device.type}"
         if not getattr(self.model, "_supports_attention_backend", False):
             return f"{type(self.model).__name__} does not use transformers' AttentionInterface"
         if getattr(self.model.config, "is_encoder_decoder", False):

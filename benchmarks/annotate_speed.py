@@ -122,7 +122,7 @@ def worker(variant: str, n: int, chunk: int, out_path: str) -> None:
     wall = time.perf_counter() - t0
     extra = {}
     if hasattr(engine, "stats"):
-        extra = {k: v for k, v in vars(engine.stats).items() if k != "extra"}
+        extra = dict(vars(engine.stats))
         extra["cache_hits"], extra["cache_misses"] = engine.cache.hits, engine.cache.misses
     payload = {
         "variant": variant,

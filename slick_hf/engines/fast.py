@@ -31,7 +31,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -152,7 +152,6 @@ class _Stats:
     tokens_forwarded: int = 0
     draws: int = 0
     reference_fallbacks: int = 0
-    extra: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line for the end of a run: how much work the prefix sharing left to do."""
@@ -182,7 +181,6 @@ class FastTransformersEngine(Engine):
         trust_remote_code: bool = False,
         max_cache_bytes: int = 1 << 30,
     ) -> None:
-        self.model_name = model
         self.model, self.tokenizer, self.provenance = load_for_inference(model, dtype, device, trust_remote_code)
         self.batch_size = max(1, batch_size)
         self.device = device

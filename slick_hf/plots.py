@@ -32,7 +32,7 @@ def _save(fig, path: Path) -> None:
 
 
 def plot_accuracy_vs_unknown(runs: Runs, path: Path) -> bool:
-    from .report import POINT_LABEL, POINTS, SPLIT_LABEL, SPLITS
+    from .report import POINT_LABEL, POINTS, SPLIT_LABEL, SPLITS, known_vs_d
 
     d_runs = runs.by_kind("ratio")
     if not d_runs:
@@ -42,17 +42,13 @@ def plot_accuracy_vs_unknown(runs: Runs, path: Path) -> bool:
     fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 3.8), squeeze=False)
     styles = {"early_stop": ("tab:blue", "o"), "convergence": ("tab:red", "s")}
     for ax, split in zip(axes[0], splits, strict=True):
+        pairs = known_vs_d(runs, split)
         for p in POINTS:
             color, marker = styles[p]
             xs = [100 * r.ratio for r in d_runs if r.metric(p, split) is not None]
             ys = [r.metric(p, split) for r in d_runs if r.metric(p, split) is not None]
             ax.plot(xs, ys, color=color, marker=marker, label=f"D, {POINT_LABEL[p]}")
-            known = [
-                (100 * r.ratio, (r if r.ratio == 0 else runs.get(f"D_Known_unk{r.ratio:.2f}")))
-                for r in d_runs
-                if r.ratio < 1
-            ]
-            known = [(x, k.metric(p, split)) for x, k in known if k is not None and k.metric(p, split) is not None]
+            known = [(100 * r["ratio"], r[f"known_{p}"]) for r in pairs if r[f"known_{p}"] is not None]
             if len(known) > 1:
                 ax.plot(
                     *zip(*known, strict=True),

@@ -30,7 +30,7 @@ from pathlib import Path
 from .errors import SlickError
 from .hub import atomic_write_text
 from .slick import CATEGORIES, KNOWN
-from .variants import RATIO_SWEEP, VARIANTS, VariantSpec, build_variant, default_size, variant_name
+from .variants import RATIO_SWEEP, VARIANTS, build_variant, default_size, variant_name
 
 logger = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"
@@ -70,24 +70,14 @@ def plan_names(plan: Iterable[tuple[str, float]]) -> list[str]:
     return [variant_name(v, x) for v, x in plan]
 
 
-def _spec(script, variant: str, ratio: float, size: int) -> VariantSpec:
-    return VariantSpec(
-        variant=variant,
-        unknown_ratio=ratio,
-        size=size,
-        seed=script.variant_seed,
-        idk_answer=script.idk_answer,
-        prompt_template=script.prompt_template,
-        completion_template=script.completion_template,
-    )
-
-
 def infeasible_at(pool, script, plan: Sequence[tuple[str, float]], size: int) -> dict[str, str]:
     """Run name -> why it cannot be built at |D| = size (empty when every run can)."""
+    from .recipe import variant_spec
+
     out = {}
     for v, x in plan:
         try:
-            build_variant(pool, _spec(script, v, x, size))
+            build_variant(pool, variant_spec(dataclasses.replace(script, variant=v, unknown_ratio=x, train_size=size)))
         except SlickError as err:
             out[variant_name(v, x)] = str(err)
     return out
@@ -237,10 +227,9 @@ def _check_fingerprint(old: dict, new: dict, folder: Path) -> None:
 
 
 def run_is_done(run_dir: Path) -> bool:
-    if not (run_dir / "run.json").exists():
-        return False
-    results = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").exists() else {}
-    return all(point in results for point in ("early_stop", "convergence"))
+    from .recipe import STOPPING_POINTS, read_results
+
+    return (run_dir / "run.json").exists() and all(p in read_results(run_dir) for p in STOPPING_POINTS)
 
 
 def _is_main_process() -> bool:

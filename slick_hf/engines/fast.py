@@ -237,9 +237,10 @@ class FastTransformersEngine(Engine):
                 wave = prompts[start : start + self.batch_size]
                 entries = self._prompt_entries(wave)
                 self._decode(wave, entries, by_prompt, requests, results)
-        for i in sorted(self._needs_reference):
-            self.stats.reference_fallbacks += 1
-            results[i] = self._reference_greedy(requests[i]) * requests[i].n
+        redo = sorted(self._needs_reference)  # greedy requests with a near-tie step
+        self.stats.reference_fallbacks += len(redo)
+        for i, texts in zip(redo, self.plain_generate([requests[i] for i in redo]), strict=True):
+            results[i] = texts
         return [[truncate_at_stop(t, r.stop) for t in res] for r, res in zip(requests, results, strict=True)]
 
     # ------------------------------------------------------------------ setup
@@ -528,11 +529,6 @@ class FastTransformersEngine(Engine):
         return children
 
     # ------------------------------------------------------------------ plain paths
-    def _reference_greedy(self, request: GenerationRequest) -> list[str]:
-        """Plain `model.generate` on the prompt alone (unpadded, batch of one)."""
-        with self._plain_mode():
-            return TransformersEngine._generate(self, [request], do_sample=False)
-
     def plain_generate(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
         """The reference path: `model.generate` per request (greedy: unpadded, batch of one;
         sampled: `torch.manual_seed(seed)` then `num_return_sequences=n`, as TransformersEngine)."""

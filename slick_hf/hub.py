@@ -10,7 +10,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from .errors import SlickError
+from slick_hf.errors import SlickError, first_line
 
 BEGIN, END = "<!-- slick-hf:begin -->", "<!-- slick-hf:end -->"
 META_FILE = "slick_annotation.json"
@@ -32,6 +32,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def check_writable_dir(path: Path) -> None:
+    """Create `path` if needed and prove it writable now, before any work; SlickError if not."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SlickError(f"output folder {path} is a file; pass a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".slick-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise SlickError(f"cannot write to output folder {path}: {err.strerror or first_line(err)}") from None
 
 
 def write_parquet(ds: Dataset, path: Path) -> None:
@@ -115,7 +129,8 @@ def push_folder(
 
     api = HfApi()
     try:
-        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        space = {"space_sdk": "gradio"} if repo_type == "space" else {}
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **space)
         info = api.upload_folder(
             folder_path=str(folder),
             repo_id=repo_id,
@@ -124,9 +139,8 @@ def push_folder(
             commit_message="Upload with slick-hf",
         )
     except Exception as err:  # network, auth and HTTP errors all end the same way for the user
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SlickError(
-            f"could not push {folder} to the Hub ({repo_type} {repo_id}): {first.rstrip('.')}. "
+            f"could not push {folder} to the Hub ({repo_type} {repo_id}): {first_line(err).rstrip('.')}. "
             f"Nothing was lost: retry with `slick-hf push {folder} {repo_id} --repo-type {repo_type}`"
         ) from None
     return str(getattr(info, "commit_url", info))

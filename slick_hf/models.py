@@ -8,7 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import SlickError
+from slick_hf.core.paths import cache_dir
+from slick_hf.errors import SlickError, first_line
 
 SMOLLM2_ALIAS = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -17,11 +18,6 @@ ALIASES = {SMOLLM2_ALIAS: "converted from the GGUF shipped by the PyPI package l
 PROVENANCE_FILE = "slick_hf_provenance.json"
 
 logger = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    """Root of slick-hf's caches: `$SLICK_HF_CACHE`, else `~/.cache/slick_hf`."""
-    return Path(os.environ.get("SLICK_HF_CACHE", Path.home() / ".cache" / "slick_hf")).expanduser()
 
 
 def resolve_model(name_or_path: str) -> str:
@@ -56,7 +52,7 @@ def load_tokenizer(resolved: str, trust_remote_code: bool = False):
     try:
         tok = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
-        raise SlickError(f"cannot load tokenizer for {resolved}: {_first_line(err)}") from None
+        raise SlickError(f"cannot load tokenizer for {resolved}: {first_line(err)}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -72,7 +68,7 @@ def load_causal_lm(resolved: str, dtype: str = "auto", device: str = "cpu", trus
     try:
         model = AutoModelForCausalLM.from_pretrained(resolved, dtype=torch_dtype, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
-        raise SlickError(f"cannot load model {resolved}: {_first_line(err)}") from None
+        raise SlickError(f"cannot load model {resolved}: {first_line(err)}") from None
     return model.to(device).eval()
 
 
@@ -86,10 +82,6 @@ def load_for_inference(
         load_tokenizer(resolved, trust_remote_code),
         model_provenance(model, resolved),
     )
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def _smollm2_checkpoint() -> Path:

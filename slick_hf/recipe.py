@@ -1,6 +1,7 @@
-"""The main job: annotate what is missing, build the variant, fine-tune, evaluate, report.
+"""The main job, thin like open-r1's sft.py: annotate what is missing, build the variant, fine-tune,
+evaluate both stopping points, write the card.
 
-Every stage leaves a marker in the run folder, so a re-run skips what is finished.
+Every stage leaves its files in the run folder (`slick_hf.runs`), so a re-run skips what is finished.
 """
 
 import json
@@ -11,22 +12,34 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from .annotate_job import AnnotateJob
-from .errors import SlickError
-from .hub import atomic_write_text, config_name_for
-from .recipe_args import SlickScriptArguments, SlickSFTConfig
-from .slick import SlickConfig
-from .variants import VariantSpec, build_variant, load_annotated, variant_name, variant_summary
+from slick_hf.annotate.folder import load_annotated
+from slick_hf.annotate.job import AnnotateJob
+from slick_hf.configs import SlickScriptArguments, SlickSFTConfig
+from slick_hf.errors import SlickError
+from slick_hf.hub import atomic_write_text, config_name_for, write_parquet
+from slick_hf.runs import (
+    CONVERGENCE_DIR,
+    RESULTS_FILE,
+    RUN_FILE,
+    STOPPING_POINTS,
+    TRAIN_DONE,
+    VARIANT_DIR,
+    VARIANT_SUMMARY,
+    VARIANT_TRAIN,
+    model_dir,
+    predictions_file,
+    read_results,
+)
+from slick_hf.variants.build import build_variant, variant_summary
 
 logger = logging.getLogger(__name__)
-STOPPING_POINTS = ("early_stop", "convergence")
 
 
 def annotation_jobs(script: SlickScriptArguments, model: str) -> list[AnnotateJob]:
     """One job per annotated split: in-distribution train/dev/test and the OOD test."""
     out_dir = Path(script.annotations_dir or f"outputs/annotations/{script.dataset_name}")
     limits = script.limits()
-    slick = SlickConfig(full_sampling=script.annotate_full_sampling)
+    slick = script.slick_config()
     jobs = []
     for split, limit in limits.items():
         ood = split == "test_ood"
@@ -61,16 +74,13 @@ def ensure_annotations(script: SlickScriptArguments, model: str, trust_remote_co
         if pending and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise SlickError("annotate before a distributed launch (slick-hf annotate), then pass --annotated_dataset")
         if pending:
-            from .engines.factory import make_engine
+            from slick_hf.configs import EngineArguments
+            from slick_hf.engines.factory import make_engine
 
             for job in pending:
                 job.inputs  # noqa: B018 - check every job's questions before loading the model
-            with make_engine(
-                "transformers",
-                model,
-                batch_size=script.annotate_batch_size,
-                trust_remote_code=trust_remote_code,
-            ) as engine:
+            engine_args = EngineArguments(batch_size=script.annotate_batch_size, trust_remote_code=trust_remote_code)
+            with make_engine(model, engine_args) as engine:
                 for job in pending:
                     job.run(engine)
         source = str(jobs[0].output_dir)
@@ -78,44 +88,27 @@ def ensure_annotations(script: SlickScriptArguments, model: str, trust_remote_co
     return load_annotated(source, config, split=None)
 
 
-def variant_spec(script: SlickScriptArguments) -> VariantSpec:
-    return VariantSpec(
-        variant=script.variant,
-        unknown_ratio=script.unknown_ratio,
-        size=script.train_size,
-        seed=script.variant_seed,
-        idk_answer=script.idk_answer,
-        prompt_template=script.prompt_template,
-        completion_template=script.completion_template,
-    )
-
-
 def prepare_variant(pool: Dataset, script: SlickScriptArguments, run_dir: Path) -> Dataset:
     """Build (or reload) the run's fine-tuning set and record its summary."""
-    path = run_dir / "variant" / "train.parquet"
+    path = run_dir / VARIANT_DIR / VARIANT_TRAIN
     if path.exists():
         return Dataset.from_parquet(str(path))
-    train = build_variant(pool, variant_spec(script))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    train.to_parquet(str(path) + ".tmp")
-    Path(str(path) + ".tmp").replace(path)
-    atomic_write_text(run_dir / "variant" / "summary.json", json.dumps(variant_summary(train), indent=2))
+    train = build_variant(pool, script.variant_spec())
+    write_parquet(train, path)
+    atomic_write_text(run_dir / VARIANT_DIR / VARIANT_SUMMARY, json.dumps(variant_summary(train), indent=2))
     return train
 
 
 def run_dir_for(script: SlickScriptArguments, training: SlickSFTConfig) -> Path:
-    return Path(training.output_dir) / variant_name(variant_spec(script))
-
-
-def read_results(run_dir: Path) -> dict:
-    path = run_dir / "results.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    """The run folder: `output_dir/<variant name>`."""
+    return Path(training.output_dir) / script.variant_spec().name
 
 
 def evaluate_checkpoints(run_dir: Path, annotated: DatasetDict, script, training: SlickSFTConfig) -> dict:
     """Per-category exact match of the EARLY_STOP and CONVERGENCE models on the test splits."""
-    from .engines.factory import make_engine
-    from .evaluate import evaluate_split
+    from slick_hf.configs import EngineArguments
+    from slick_hf.engines.factory import make_engine
+    from slick_hf.evaluate.scoring import evaluate_split
 
     results = read_results(run_dir)
     splits = [s for s in training.evaluate_splits.split(",") if s in annotated]
@@ -123,10 +116,8 @@ def evaluate_checkpoints(run_dir: Path, annotated: DatasetDict, script, training
         todo = [s for s in splits if s not in results.get(point, {})]
         if not todo:
             continue
-        checkpoint = run_dir if point == "early_stop" else run_dir / "convergence"
-        with make_engine(
-            "transformers", str(checkpoint), batch_size=training.eval_batch_size_generate, device=_device()
-        ) as engine:
+        engine_args = EngineArguments(batch_size=training.eval_batch_size_generate, device=_device())
+        with make_engine(str(model_dir(run_dir, point)), engine_args) as engine:
             for split in todo:
                 metrics, preds = evaluate_split(
                     engine,
@@ -135,13 +126,14 @@ def evaluate_checkpoints(run_dir: Path, annotated: DatasetDict, script, training
                     training.eval_max_new_tokens,
                     (script.idk_answer,),
                 )
-                preds.to_json(run_dir / f"predictions_{point}_{split}.jsonl")
+                preds.to_json(run_dir / predictions_file(point, split))
                 results.setdefault(point, {})[split] = metrics
-                atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2))
+                atomic_write_text(run_dir / RESULTS_FILE, json.dumps(results, indent=2))
     return results
 
 
 def _device() -> str:
+    """cuda when there is one."""
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -158,49 +150,18 @@ WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.
 
 def remove_weights(run_dir: Path) -> None:
     """Drop the evaluated models' weights (root and `convergence/`); results and the card stay."""
-    for folder in (run_dir, run_dir / "convergence"):
+    for folder in (run_dir, run_dir / CONVERGENCE_DIR):
         for pattern in WEIGHT_PATTERNS:
             for path in folder.glob(pattern):
                 path.unlink()
 
 
-def write_model_card(run_dir: Path, run: dict) -> None:
-    """README.md of the run folder, laid out as a Hub model repo (no secrets in it)."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    from .cards import render_model_card_text
-
-    data = ModelCardData(
-        base_model=run["base_model"] if "/" in run["base_model"] else None,
-        library_name="transformers",
-        tags=["slick", "sft", "trl", "hallucination"],
-        pipeline_tag="text-generation",
-    )
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{render_model_card_text(run)}\n")
-    atomic_write_text(run_dir / "README.md", str(card))
-
-
-def print_results(results: dict, summary: dict) -> None:
-    """The per-category table on the terminal (rich when available)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from .cards import RESULTS_HEADER, results_rows
-
-    console = Console(width=max(Console().width, 130))
-    counts = ", ".join(f"{c} {n}" for c, n in summary["categories"].items())
-    console.print(f"fine-tuning set: {summary['size']} examples ({counts})")
-    table = Table(title="exact match % per SliCK category")
-    for h in RESULTS_HEADER:
-        table.add_column(h)
-    for row in results_rows(results):
-        table.add_row(*row)
-    console.print(table)
-
-
 def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_args) -> Path:
     """Annotate -> variant -> train -> evaluate -> card (-> push); each stage skipped when done."""
-    from .train import TRAIN_DONE, build_trainer, run_training
+    from slick_hf.evaluate.table import print_results
+    from slick_hf.train.card import write_model_card
+    from slick_hf.train.run import run_training
+    from slick_hf.train.trainer import build_trainer
 
     model = model_args.model_name_or_path
     annotated = ensure_annotations(script, model, training.trust_remote_code)
@@ -237,10 +198,10 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
         "weights_kept": script.keep_weights,
     }
     write_model_card(run_dir, run)
-    atomic_write_text(run_dir / "run.json", json.dumps(run, indent=2))
+    atomic_write_text(run_dir / RUN_FILE, json.dumps(run, indent=2))
     print_results(results, summary)
     if push_repo:
-        from .hub import push_folder
+        from slick_hf.hub import push_folder
 
         print(f"pushed: {push_folder(run_dir, push_repo, 'model', ignore=['checkpoint-*/**', 'variant/**'])}")
     if not script.keep_weights:

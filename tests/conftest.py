@@ -11,8 +11,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from slick_hf.core.slick import SlickConfig  # noqa: E402
 from slick_hf.engines.base import Engine, GenerationRequest  # noqa: E402
-from slick_hf.slick import SlickConfig  # noqa: E402
 
 
 class CountingEngine(Engine):
@@ -73,9 +73,9 @@ def engine():
     # On a shared, oversubscribed machine SLICK_HF_TEST_THREADS=1 is much faster.
     if "SLICK_HF_TEST_THREADS" in os.environ:
         torch.set_num_threads(int(os.environ["SLICK_HF_TEST_THREADS"]))
-    from slick_hf.engines.local import TransformersEngine
+    from slick_hf.engines.plain import PlainTransformersEngine
 
-    return TransformersEngine("smollm2-135m", batch_size=16)
+    return PlainTransformersEngine("smollm2-135m", batch_size=16)
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +113,7 @@ def write_annotated_folder(out: Path, splits: dict) -> Path:
     """Write already-labelled splits as config `fixture` of a Hub-style folder, as `slick-hf annotate` does."""
     from datasets import DatasetDict
 
-    from slick_hf.cards import category_stats, render_annotation_section
+    from slick_hf.annotate.card import category_stats, render_annotation_section
     from slick_hf.hub import write_dataset_repo
 
     meta = {

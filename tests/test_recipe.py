@@ -11,11 +11,11 @@ from conftest import write_annotated_folder
 from datasets import Dataset, Features
 from trl import ModelConfig, TrlParser
 
-from slick_hf.annotate import SLICK_FEATURES
+from slick_hf.configs import SlickScriptArguments, SlickSFTConfig
+from slick_hf.core.schema import SLICK_FEATURES
+from slick_hf.core.slick import categorize
 from slick_hf.data import load_questions
 from slick_hf.recipe import run_recipe
-from slick_hf.recipe_args import SlickScriptArguments, SlickSFTConfig
-from slick_hf.slick import categorize
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*/sft/config_*.yaml"))
@@ -151,7 +151,8 @@ def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path) -> None
 
 
 def test_resume_skips_a_cut_short_checkpoint_and_its_dynamics(tmp_path: Path) -> None:
-    from slick_hf.train import DYNAMICS_FILE, keep_dynamics_up_to, last_checkpoint
+    from slick_hf.runs import DYNAMICS_FILE
+    from slick_hf.train.run import keep_dynamics_up_to, last_checkpoint
 
     for step in (1, 2, 3):
         (tmp_path / f"checkpoint-{step}").mkdir()

@@ -8,18 +8,20 @@ from pathlib import Path
 import pytest
 from conftest import write_annotated_folder
 from datasets import Dataset, Features
-from test_report import write_run
+from report.test_report import write_run
 from trl import ModelConfig, TrlParser
 
 from slick_hf import recipe
-from slick_hf.annotate import SLICK_FEATURES
-from slick_hf.cli import main
+from slick_hf.cli.main import main
+from slick_hf.configs import SlickScriptArguments, SlickSFTConfig
+from slick_hf.core.schema import SLICK_FEATURES
+from slick_hf.core.slick import CATEGORIES
 from slick_hf.data import load_questions
 from slick_hf.errors import SlickError
-from slick_hf.recipe_args import SlickScriptArguments, SlickSFTConfig
-from slick_hf.slick import CATEGORIES
-from slick_hf.sweep import SWEEP_FILE, choose_size, plan_names, run_sweep, sweep_plan
+from slick_hf.runs import SWEEP_FILE
+from slick_hf.sweep import run_sweep
 from slick_hf.variants import VARIANTS, default_size
+from slick_hf.variants.plan import choose_size, plan_names, sweep_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 GEO_RECIPE = ROOT / "recipes" / "smollm2-135m" / "sft" / "config_geo.yaml"
@@ -86,24 +88,26 @@ def test_one_size_for_all_variants() -> None:
     pool = _pool()
     script = SlickScriptArguments(train_size=None)
     common = default_size(pool, variants=VARIANTS)
-    size, runnable, infeasible, how = choose_size(pool, script, sweep_plan())
+    size, runnable, infeasible, how = choose_size(pool, script.variant_spec(), sweep_plan())
     assert size == common and not infeasible and len(runnable) == 14 and "default_size" in how
     script.train_size = 8  # feasible for every variant: used as given
-    assert choose_size(pool, script, sweep_plan())[0] == 8
+    assert choose_size(pool, script.variant_spec(), sweep_plan())[0] == 8
     script.train_size = 10 * common  # infeasible: the common size instead, and it says why
-    size, runnable, infeasible, how = choose_size(pool, script, sweep_plan())
+    size, runnable, infeasible, how = choose_size(pool, script.variant_spec(), sweep_plan())
     assert size == common and len(runnable) == 14 and not infeasible
     assert f"train_size {10 * common} is infeasible for D_unk0.00" in how
 
 
 def test_a_variant_no_size_supports_is_named_and_skipped() -> None:
     pool = _pool(no_weakly="continent")
-    size, runnable, infeasible, how = choose_size(pool, SlickScriptArguments(train_size=None), sweep_plan())
+    size, runnable, infeasible, how = choose_size(
+        pool, SlickScriptArguments(train_size=None).variant_spec(), sweep_plan()
+    )
     assert list(infeasible) == ["D_WeaklyKnown"]
     assert "continent" in infeasible["D_WeaklyKnown"] and "--sweep-relations" in infeasible["D_WeaklyKnown"]
     assert len(runnable) == 13 and ("WeaklyKnown", 0.5) not in runnable
     assert size == default_size(pool, variants=[v for v in VARIANTS if v != "WeaklyKnown"])
-    size, runnable, infeasible, how = choose_size(pool, SlickScriptArguments(train_size=8), sweep_plan())
+    size, runnable, infeasible, how = choose_size(pool, SlickScriptArguments(train_size=8).variant_spec(), sweep_plan())
     assert size == 8 and list(infeasible) == ["D_WeaklyKnown"] and len(runnable) == 13
 
 
@@ -111,7 +115,7 @@ def test_sweep_runs_resumes_and_reports(annotated_dir: Path, tmp_path: Path, mon
     calls, tries = [], Counter()
 
     def fake_run_recipe(script, training, model_args):
-        name = recipe.variant_name(recipe.variant_spec(script))
+        name = script.variant_spec().name
         calls.append((name, script.train_size, training.output_dir, script.keep_weights))
         tries[name] += 1
         if name == "D_MaybeKnown" and tries[name] == 1:
@@ -167,7 +171,7 @@ def test_sweep_relations_and_kinds_restrict_the_pool_and_plan(annotated_dir: Pat
 
     def fake_run_recipe(script, training, model_args):
         calls.append(script)
-        name = recipe.variant_name(recipe.variant_spec(script))
+        name = script.variant_spec().name
         pool = recipe.ensure_annotations(script, "unused")
         assert "continent" not in set(pool["train"]["relation"]) and "continent" in set(pool["test"]["relation"])
         write_run(Path(training.output_dir), name, random.Random(0))
@@ -177,7 +181,7 @@ def test_sweep_relations_and_kinds_restrict_the_pool_and_plan(annotated_dir: Pat
     script, training, model = _parse(_args(annotated_dir, tmp_path))
     folder = run_sweep(script, training, model, variants=["WeaklyKnown", "natural"], relations=keep, report=False)
     assert folder.name.endswith("-capital+city_country+city_state")
-    assert [recipe.variant_name(recipe.variant_spec(c)) for c in calls] == ["D_WeaklyKnown", "D_Natural"]
+    assert [c.variant_spec().name for c in calls] == ["D_WeaklyKnown", "D_Natural"]
     assert calls[0].annotated_dataset == str(folder / "pool") and calls[0].annotation_config == "fixture"
     state = json.loads((folder / SWEEP_FILE).read_text())
     assert state["config"]["train_relations"] == keep and state["plan"] == ["D_WeaklyKnown", "D_Natural"]

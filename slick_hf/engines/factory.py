@@ -1,46 +1,52 @@
-"""Build an engine from CLI-style arguments."""
+"""Build an engine by name: the factory key is the engine's `name` (`TransformersEngine.name == "transformers"`)."""
 
-from collections.abc import Sequence
+from slick_hf.engines.base import Engine
+from slick_hf.errors import SlickError
 
-from ..errors import SlickError
-from .base import Engine
+ENGINES = {
+    "transformers": "TransformersEngine (in process, fast: prefix caches, sample tries)",
+    "transformers-plain": "PlainTransformersEngine (in process, plain model.generate)",
+    "tgi": "TGIEngine (Text Generation Inference servers)",
+    "openai": "OpenAIEngine (OpenAI-compatible servers: vLLM, SGLang, llama.cpp, TGI's /v1)",
+}
+IN_PROCESS = ("transformers", "transformers-plain")
 
-ENGINES = ("transformers", "transformers-plain", "tgi", "openai")
+
+def engine_class(name: str) -> type[Engine]:
+    """The class registered under `name`, imported only when chosen (torch, HTTP clients)."""
+    if name == "transformers":
+        from slick_hf.engines.fast.engine import TransformersEngine
+
+        return TransformersEngine
+    if name == "transformers-plain":
+        from slick_hf.engines.plain import PlainTransformersEngine
+
+        return PlainTransformersEngine
+    if name == "tgi":
+        from slick_hf.engines.tgi import TGIEngine
+
+        return TGIEngine
+    if name == "openai":
+        from slick_hf.engines.openai import OpenAIEngine
+
+        return OpenAIEngine
+    raise SlickError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
 
 
-def make_engine(
-    kind: str,
-    model: str,
-    endpoints: Sequence[str] = (),
-    batch_size: int = 16,
-    device: str = "cpu",
-    trust_remote_code: bool = False,
-    **remote_options,
-) -> Engine:
-    """The engine `kind` serving `model` (in process, or at `endpoints`).
+def make_engine(model: str, args) -> Engine:
+    """The engine `args.engine` serving `model`, in process or at `args.endpoint` URLs.
 
-    `remote_options` go to the server engines (see `remote.RemoteEngine`): concurrency,
-    max_retries, retry_budget, backoff_base, backoff_max, request_timeout, startup_timeout,
-    progress; None values are left at their defaults.
+    `args` is a `slick_hf.configs.EngineArguments` (engine, endpoint, batch_size, device,
+    trust_remote_code and the server engines' retry and timeout options).
     """
-    remote_options = {k: v for k, v in remote_options.items() if v is not None}
-    if kind in ("transformers", "transformers-plain"):
-        if endpoints:
-            raise SlickError("--endpoint is for server engines; the transformers engine runs in process")
-        if kind == "transformers":
-            from .fast import FastTransformersEngine as engine_class
-        else:
-            from .local import TransformersEngine as engine_class
-
-        return engine_class(model, batch_size=batch_size, device=device, trust_remote_code=trust_remote_code)
-    if kind in ("tgi", "openai"):
-        if not endpoints:
-            raise SlickError(f"the {kind} engine needs at least one --endpoint URL (repeat it for several servers)")
-        if kind == "tgi":
-            from .tgi import TGIEngine
-
-            return TGIEngine(model, endpoints, **remote_options)
-        from .openai_compat import OpenAICompatEngine
-
-        return OpenAICompatEngine(model, endpoints, **remote_options)
-    raise SlickError(f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")
+    if args.engine not in ENGINES:
+        raise SlickError(f"unknown engine {args.engine!r}; choose one of {', '.join(ENGINES)}")
+    if args.engine in IN_PROCESS:
+        if args.endpoint:
+            raise SlickError("--endpoint is for server engines; the transformers engines run in process")
+        return engine_class(args.engine)(
+            model, batch_size=args.batch_size, device=args.device, trust_remote_code=args.trust_remote_code
+        )
+    if not args.endpoint:
+        raise SlickError(f"the {args.engine} engine needs at least one --endpoint URL (repeat it for several servers)")
+    return engine_class(args.engine)(model, args.endpoint, **args.remote_options())

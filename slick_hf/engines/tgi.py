@@ -14,9 +14,10 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from ..errors import SlickError
-from .base import GenerationRequest, truncate_at_stop
-from .remote import Endpoint, RemoteEngine, first_line, sample_seed
+from slick_hf.engines.base import GenerationRequest, truncate_at_stop
+from slick_hf.engines.remote import RemoteEngine, sample_seed
+from slick_hf.engines.retry import Endpoint
+from slick_hf.errors import SlickError, first_line
 
 logger = logging.getLogger(__name__)
 

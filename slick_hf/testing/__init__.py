@@ -2,16 +2,18 @@
 
     python -m slick_hf.testing.tgi_server --model smollm2-135m --port 8080 --error-rate 0.2
 
-`Faults`, `FakeBackend`, `TransformersBackend` and `ServerThread` live in `tgi_server`
-(imported lazily here, so `python -m slick_hf.testing.tgi_server` runs it as a fresh module).
+`ServerThread` is imported lazily, so `python -m slick_hf.testing.tgi_server` runs that module fresh.
 """
+
+from slick_hf.testing.backends import FakeBackend, Faults, TransformersBackend
 
 __all__ = ["Faults", "FakeBackend", "ServerThread", "TransformersBackend"]
 
 
 def __getattr__(name: str):
-    if name in __all__:
-        from . import tgi_server
+    """`ServerThread`, from `tgi_server`, on first use."""
+    if name == "ServerThread":
+        from slick_hf.testing.tgi_server import ServerThread
 
-        return getattr(tgi_server, name)
+        return ServerThread
     raise AttributeError(name)

@@ -1,0 +1,90 @@
+"""The slick-hf section of an annotated dataset's card, and the statistics it shows."""
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from datasets import Dataset
+
+from slick_hf.core.markdown import markdown_table
+from slick_hf.core.schema import SLICK_COLUMN_DOCS, category_names
+from slick_hf.core.slick import CATEGORIES
+
+
+def category_stats(ds: Dataset) -> dict:
+    """Category counts per split and per relation, and mean generations per category."""
+    cats = category_names(ds)
+    by_relation: dict[str, Counter] = {}
+    for rel, cat in zip(ds["relation"], cats, strict=True):
+        by_relation.setdefault(rel, Counter())[cat] += 1
+    gens: dict[str, list[int]] = {}
+    for cat, g in zip(cats, ds["slick_generations"], strict=True):
+        gens.setdefault(cat, []).append(g)
+    return {
+        "num_examples": len(ds),
+        "categories": {c: Counter(cats)[c] for c in CATEGORIES},
+        "by_relation": {rel: {c: cnt[c] for c in CATEGORIES} for rel, cnt in sorted(by_relation.items())},
+        "generations": {
+            "total": int(sum(ds["slick_generations"])),
+            "mean_by_category": {c: sum(v) / len(v) for c, v in gens.items()},
+        },
+    }
+
+
+def _mix_rows(counts: Mapping[str, int]) -> list:
+    total = sum(counts.values()) or 1
+    return [f"{counts.get(c, 0)} ({100 * counts.get(c, 0) / total:.0f}%)" for c in CATEGORIES]
+
+
+def render_annotation_section(metas: Sequence[Mapping]) -> str:
+    """The slick-hf part of a dataset card: one subsection per annotating model (config)."""
+    out = [
+        "# SliCK knowledge annotation",
+        "",
+        "Each question is labelled with the SliCK knowledge category of the annotating model "
+        "(Gekhman et al. 2024, [arXiv:2405.05904](https://arxiv.org/abs/2405.05904)), made with "
+        "slick-hf. Load a config with "
+        "`datasets.load_dataset(<this repo>, <config>)`.",
+        "",
+        "## Columns",
+        "",
+        markdown_table(["column", "meaning"], sorted(SLICK_COLUMN_DOCS.items())),
+    ]
+    for meta in metas:
+        model, cfg = meta["model"], meta["slick"]
+        sampling = "full (exact P(T>0))" if cfg["full_sampling"] else "adaptive (P(T>0) is a lower bound)"
+        out += [
+            "",
+            f"## Config `{meta['config_name']}`",
+            "",
+            f"- Model: `{model.get('model_id')}` at revision `{model.get('model_revision')}`",
+            f"- Engine: `{model.get('engine')}`; sampling: {sampling}",
+            f"- Source data: `{meta['dataset']['source']}`, relations {', '.join(meta['dataset']['relations'])}",
+            "- SliCK parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())),
+        ]
+        for splits, report in sorted(meta["dataset"].get("reports", {}).items()):
+            out += ["", f"Data preparation ({splits}):", "", "```", report, "```"]
+        for split, stats in sorted(meta["splits"].items()):
+            out += ["", f"### {split}: {stats['num_examples']} examples", ""]
+            rows = [["all", *_mix_rows(stats["categories"])]]
+            rows += [[rel, *_mix_rows(c)] for rel, c in stats["by_relation"].items()]
+            out.append(markdown_table(["relation", *CATEGORIES], rows))
+            gens = stats["generations"]
+            by_cat = gens["mean_by_category"]
+            mean = ", ".join(f"{c} {by_cat[c]:.1f}" for c in CATEGORIES if c in by_cat)
+            out += ["", f"Generations: {gens['total']} in all; per example by category: {mean}."]
+        out += [
+            "",
+            "<details><summary>Exemplar sets (drawn once per relation from dev; the first shots of each "
+            "set are used, the last is a spare that replaces the target when the target is itself an exemplar)"
+            "</summary>",
+            "",
+        ]
+        for rel, pools in meta["exemplars"].items():
+            out.append(f"**{rel}**")
+            out.append("")
+            for k, pool in enumerate(pools):
+                shots = "; ".join(f"{e['question']} → {e['answer']}" for e in pool)
+                out.append(f"{k + 1}. {shots}")
+            out.append("")
+        out.append("</details>")
+    return "\n".join(out)

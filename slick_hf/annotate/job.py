@@ -1,0 +1,97 @@
+"""The `slick-hf annotate` job: questions + model -> a Hub-style annotated dataset folder."""
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from datasets import DatasetDict
+
+from slick_hf import __version__
+from slick_hf.annotate.card import category_stats, render_annotation_section
+from slick_hf.annotate.journal import annotate_dataset
+from slick_hf.annotate.rows import exemplar_pools_by_relation
+from slick_hf.core.slick import SlickConfig
+from slick_hf.data.user import load_question_splits
+from slick_hf.engines.base import Engine
+from slick_hf.hub import META_FILE, config_name_for, write_dataset_repo
+
+logger = logging.getLogger(__name__)
+WORK_DIR = ".slick_work"
+
+
+@dataclass
+class AnnotateJob:
+    """Everything one annotation run needs; `run` is resumable and idempotent."""
+
+    dataset: str
+    output_dir: Path
+    model: str
+    splits: Sequence[str] = ("train", "dev", "test")
+    data_dir: Path | None = None
+    relations: str | Sequence[str] | None = None
+    limit_per_relation: int | None = None
+    config_name: str | None = None
+    slick: SlickConfig = field(default_factory=SlickConfig)
+    chunk_size: int = 32
+    split_suffix: str = ""
+
+    def signature(self) -> dict:
+        """What decides a split's content: a finished split with the same signature is reused."""
+        return {
+            "dataset": self.dataset,
+            "relations": self.relations if isinstance(self.relations, str | None) else list(self.relations),
+            "limit_per_relation": self.limit_per_relation,
+            "slick": self.slick.to_dict(),
+        }
+
+    def is_done(self) -> bool:
+        """True when every split of this job is already in the folder with this signature."""
+        meta_path = Path(self.output_dir) / (self.config_name or config_name_for(self.model)) / META_FILE
+        if not meta_path.exists():
+            return False
+        done = json.loads(meta_path.read_text()).get("splits", {})
+        return all(done.get(s + self.split_suffix, {}).get("job") == self.signature() for s in self.splits)
+
+    @cached_property
+    def inputs(self) -> tuple[DatasetDict, dict, str]:
+        """Questions to annotate, exemplar pools per relation, data report: checked before any model loads."""
+        questions, dev, report = load_question_splits(
+            self.dataset, self.data_dir, self.splits, self.relations, self.limit_per_relation
+        )
+        relations = sorted({r for ds in questions.values() for r in ds["relation"]})
+        return questions, exemplar_pools_by_relation(dev, relations, self.slick), report
+
+    def run(self, engine: Engine) -> Path:
+        """Annotate every requested split and write the folder; returns it."""
+        questions, pools, report = self.inputs
+        relations = sorted(pools)
+        config_name = self.config_name or config_name_for(self.model)
+        out_dir = Path(self.output_dir)
+        annotated = DatasetDict(
+            {
+                split + self.split_suffix: annotate_dataset(
+                    ds,
+                    {r: pools[r] for r in set(ds["relation"])},
+                    engine,
+                    self.slick,
+                    out_dir / WORK_DIR / config_name / (split + self.split_suffix),
+                    self.chunk_size,
+                    desc=f"SliCK {split}",
+                )
+                for split, ds in questions.items()
+            }
+        )
+        meta = {
+            "model": {**engine.info(), "argument": self.model},
+            "slick": self.slick.to_dict(),
+            "dataset": {"source": self.dataset, "relations": relations, "reports": {", ".join(annotated): report}},
+            "exemplars": pools,
+            "splits": {split: category_stats(ds) | {"job": self.signature()} for split, ds in annotated.items()},
+            "slick_hf_version": __version__,
+        }
+        write_dataset_repo(out_dir, config_name, annotated, meta, render_annotation_section)
+        logger.info("Annotated dataset written to %s (config %s)", out_dir, config_name)
+        return out_dir

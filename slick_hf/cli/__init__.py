@@ -1,0 +1,1 @@
+"""`slick-hf <command>`: one small module per command, one argument convention (`slick_hf.cli.parsing`)."""

@@ -1,0 +1,44 @@
+"""`slick-hf annotate`: questions + a model -> a Hub-style dataset folder with the SliCK columns."""
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from slick_hf.cli.parsing import parse
+from slick_hf.configs import AnnotateArguments, EngineArguments
+from slick_hf.core.slick import SlickConfig
+
+HELP = "label questions with SliCK knowledge categories"
+
+
+def main(argv: Sequence[str]) -> None:
+    """Check the questions, then load the engine and annotate (resumable), then push if asked."""
+    from slick_hf.annotate.job import AnnotateJob
+    from slick_hf.engines.factory import make_engine
+    from slick_hf.hub import push_folder
+
+    args, engine_args, slick = parse((AnnotateArguments, EngineArguments, SlickConfig), argv, "annotate")
+    job = AnnotateJob(
+        dataset=args.dataset,
+        output_dir=Path(args.output_dir),
+        model=args.model,
+        splits=args.split_list(),
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        relations=args.relations,
+        limit_per_relation=args.limit_per_relation,
+        config_name=args.config_name,
+        slick=slick,
+        chunk_size=args.chunk_size,
+    )
+    job.inputs  # noqa: B018 - load and check the questions before any model or server is touched
+    engine = make_engine(args.model, engine_args)
+    try:
+        with engine:
+            out = job.run(engine)
+    finally:
+        stats = getattr(engine, "stats", None)
+        if hasattr(stats, "summary"):
+            print(f"{engine.name} engine: {stats.summary()}", file=sys.stderr)
+    print(f"annotated dataset: {out}")
+    if args.push_to_hub:
+        print(f"pushed: {push_folder(out, args.push_to_hub, 'dataset')}")

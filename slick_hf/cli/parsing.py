@@ -1,0 +1,65 @@
+"""The one argument convention of every command: dataclasses parsed by TRL's `TrlParser`.
+
+- `--config FILE.yaml` sets any field; flags after it override (open-r1 recipes work this way).
+- Every flag has both spellings, `--output_dir` and `--output-dir` (`HfArgumentParser`).
+- Leading positional arguments fill the command's named fields (`slick-hf report RUNS_DIR`).
+- Where a command reads an annotated dataset, a `--config` value that is not a YAML file names the
+  dataset config, as it always did (`--annotation-config` says the same).
+- A bad flag or value is a `SlickError`: one line, exit 2, never a usage dump.
+"""
+
+from collections.abc import Sequence
+
+from trl import TrlParser
+
+from slick_hf.errors import SlickError, first_line
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+class ArgumentParser(TrlParser):
+    """`TrlParser` whose errors are `SlickError`s naming the command's --help."""
+
+    def error(self, message: str):
+        raise SlickError(f"{message} (see `{self.prog} --help`)")
+
+
+def _with_positionals(argv: list[str], positionals: Sequence[str]) -> list[str]:
+    """Leading arguments that are not flags become `--<field> value`, in the order of `positionals`."""
+    out, names = [], list(positionals)
+    while argv and names and not argv[0].startswith("-"):
+        out += [f"--{names.pop(0)}", argv.pop(0)]
+    return out + argv
+
+
+def _config_flag(argv: list[str], dataset_config: bool) -> list[str]:
+    """Keep `--config FILE.yaml`; `--config NAME` names the dataset config where a command has one."""
+    if "--config" not in argv:
+        return argv
+    i = argv.index("--config")
+    value = argv[i + 1] if i + 1 < len(argv) else ""
+    if value.endswith(YAML_SUFFIXES):
+        return argv
+    if dataset_config:
+        return [*argv[:i], "--annotation_config", value, *argv[i + 2 :]]
+    raise SlickError(f"--config takes a YAML file (.yaml or .yml), got {value!r}")
+
+
+def parse(
+    types: tuple[type, ...],
+    argv: Sequence[str],
+    command: str,
+    positionals: Sequence[str] = (),
+    dataset_config: bool = False,
+) -> tuple:
+    """Parse `argv` (after the command name) into one instance of each dataclass of `types`."""
+    args = _config_flag(_with_positionals(list(argv), positionals), dataset_config)
+    parser = ArgumentParser(types, prog=f"slick-hf {command}", allow_abbrev=False)
+    try:
+        return tuple(parser.parse_args_and_config(args))
+    except (ValueError, OSError, TypeError) as err:
+        raise SlickError(f"bad arguments for `slick-hf {command}`: {first_line(err)}") from None
+    except Exception as err:  # the YAML parser raises its own types
+        if type(err).__module__.startswith("yaml"):
+            raise SlickError(f"bad YAML in --config: {first_line(err)}") from None
+        raise

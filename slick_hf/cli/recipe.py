@@ -1,0 +1,15 @@
+"""`slick-hf recipe --config RECIPE.yaml [overrides]`: annotate, build the variant, fine-tune, evaluate."""
+
+from collections.abc import Sequence
+
+from slick_hf.cli.parsing import parse
+from slick_hf.configs import RECIPE_ARGUMENTS
+
+HELP = "the main job: annotate, build a variant, fine-tune, evaluate (TRL-style YAML + overrides)"
+
+
+def main(argv: Sequence[str]) -> None:
+    """Run (or resume) one recipe."""
+    from slick_hf.recipe import run_recipe
+
+    run_recipe(*parse(RECIPE_ARGUMENTS, argv, "recipe"))

@@ -1,0 +1,308 @@
+"""Every command's arguments: dataclasses with `help` metadata, parsed by `TrlParser`.
+
+One convention for every subcommand (see `slick_hf.cli.main`): `--config FILE.yaml` sets any
+field, flags after it override, and each flag has a snake (`--output_dir`) and a kebab
+(`--output-dir`) spelling. A recipe is the flat YAML of `SlickScriptArguments`, `SlickSFTConfig`
+and TRL's `ModelConfig` (open-r1 style).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trl import ModelConfig, SFTConfig
+
+from slick_hf.core.prompts import DEFAULT_COMPLETION_TEMPLATE, DEFAULT_PROMPT_TEMPLATE
+from slick_hf.core.slick import SlickConfig
+from slick_hf.errors import SlickError
+from slick_hf.variants.spec import RATIO_SWEEP, SHARES, VARIANTS, VariantSpec
+
+
+@dataclass
+class SlickScriptArguments:
+    """Data, annotation and variant arguments of a recipe."""
+
+    dataset_name: str = field(default="geo", metadata={"help": "geo, entityquestions, or a questions dataset"})
+    data_dir: str | None = field(default=None, metadata={"help": "EntityQuestions folder (else the zip URL)"})
+    annotations_dir: str | None = field(
+        default=None,
+        metadata={"help": "Hub-style annotated dataset folder (default outputs/annotations/<dataset>)"},
+    )
+    annotated_dataset: str | None = field(
+        default=None, metadata={"help": "an already annotated dataset (folder or Hub id): skips annotation"}
+    )
+    annotation_config: str | None = field(default=None, metadata={"help": "its config (default: from the model)"})
+    relations: str = field(default="in_distribution", metadata={"help": "in-distribution relations"})
+    ood_relations: str | None = field(default="out_of_distribution", metadata={"help": "OOD test relations"})
+    annotate_limits: str = field(
+        default="train=100,dev=10,test=20,test_ood=20",
+        metadata={"help": "examples per relation to annotate, per split (test_ood: the OOD test)"},
+    )
+    annotate_full_sampling: bool = field(default=False, metadata={"help": "draw all SliCK samples"})
+    annotate_num_prompts: int = field(default=10, metadata={"help": "SliCK: few-shot prompts per example"})
+    annotate_num_shots: int = field(default=4, metadata={"help": "SliCK: exemplars per prompt"})
+    annotate_num_samples: int = field(default=16, metadata={"help": "SliCK: temperature samples per prompt"})
+    annotate_temperature: float = field(default=0.5, metadata={"help": "SliCK: sampling temperature"})
+    annotate_top_k: int = field(default=40, metadata={"help": "SliCK: top-k of the samples"})
+    annotate_max_new_tokens: int = field(default=24, metadata={"help": "SliCK: longest answer, in tokens"})
+    annotate_seed: int = field(default=0, metadata={"help": "SliCK: seed of the exemplar draw and of the samples"})
+    annotate_batch_size: int = field(default=64, metadata={"help": "prompts the annotation engine decodes together"})
+    variant: str = field(default="ratio", metadata={"help": "ratio, known, idk, natural or a category name"})
+    unknown_ratio: float = field(default=0.5, metadata={"help": "share of Unknown examples in D"})
+    train_size: int | None = field(default=None, metadata={"help": "|D| (default: largest feasible for all ratios)"})
+    variant_seed: int = field(default=0, metadata={"help": "seed of the variant draw"})
+    idk_answer: str = field(default="I don't know", metadata={"help": "the D_IDK answer"})
+    prompt_template: str = field(
+        default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "fine-tuning and evaluation prompt ({question})"}
+    )
+    completion_template: str = field(default=DEFAULT_COMPLETION_TEMPLATE, metadata={"help": "target ({answer})"})
+    dry_run: bool = field(default=False, metadata={"help": "parse and build everything, train nothing"})
+    keep_weights: bool = field(
+        default=True,
+        metadata={
+            "help": "keep the EARLY_STOP and CONVERGENCE weights in the run folder once evaluated "
+            "(false keeps results, predictions, dynamics and the card: `slick-hf sweep` default)"
+        },
+    )
+
+    def limits(self) -> dict[str, int]:
+        """`annotate_limits` as a dict: split -> examples per relation."""
+        out = {}
+        for part in filter(None, (p.strip() for p in self.annotate_limits.split(","))):
+            split, _, n = part.partition("=")
+            try:
+                out[split.strip()] = int(n)
+            except ValueError:
+                raise SlickError(f"annotate_limits: {part!r} is not SPLIT=N (e.g. train=100,test=20)") from None
+        return out
+
+    def slick_config(self) -> SlickConfig:
+        """The SliCK parameters of the recipe's annotation."""
+        return SlickConfig(
+            num_prompts=self.annotate_num_prompts,
+            num_shots=self.annotate_num_shots,
+            num_samples=self.annotate_num_samples,
+            temperature=self.annotate_temperature,
+            top_k=self.annotate_top_k,
+            max_new_tokens=self.annotate_max_new_tokens,
+            seed=self.annotate_seed,
+            full_sampling=self.annotate_full_sampling,
+        )
+
+    def variant_spec(self) -> VariantSpec:
+        """The fine-tuning set this recipe trains on."""
+        return VariantSpec(
+            variant=self.variant,
+            unknown_ratio=self.unknown_ratio,
+            size=self.train_size,
+            seed=self.variant_seed,
+            idk_answer=self.idk_answer,
+            prompt_template=self.prompt_template,
+            completion_template=self.completion_template,
+        )
+
+
+@dataclass
+class SlickSFTConfig(SFTConfig):
+    """TRL's SFTConfig plus the per-epoch generation metrics that drive early stopping."""
+
+    eval_max_new_tokens: int = field(default=24, metadata={"help": "max tokens of a generated answer"})
+    eval_batch_size_generate: int = field(default=32, metadata={"help": "batch size of dev/train-fit generation"})
+    track_train_fit: bool = field(
+        default=True,
+        metadata={"help": "every epoch, measure which train examples the model fits (Known/Unknown)"},
+    )
+    dev_limit: int | None = field(default=None, metadata={"help": "dev examples used for eval_exact_match"})
+    evaluate_splits: str = field(default="test,test_ood", metadata={"help": "annotated splits to evaluate after"})
+
+
+RecipeArgs = tuple[SlickScriptArguments, SlickSFTConfig, ModelConfig]
+RECIPE_ARGUMENTS = (SlickScriptArguments, SlickSFTConfig, ModelConfig)
+
+
+def _positive(config: object, *names: str) -> None:
+    """Raise SlickError naming the first of `names` that is set and below 1."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise SlickError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
+@dataclass
+class EngineArguments:
+    """How generations are made: in process or through inference servers (annotate, evaluate)."""
+
+    engine: str = field(
+        default="transformers",
+        metadata={"help": "transformers (in process, fast), transformers-plain (model.generate), tgi or openai"},
+    )
+    endpoint: list[str] = field(default_factory=list, metadata={"help": "server URL (repeatable)", "action": "extend"})
+    concurrency: int | None = field(default=None, metadata={"help": "server engines: HTTP requests in flight (16)"})
+    max_retries: int | None = field(default=None, metadata={"help": "server engines: retries per request (6)"})
+    retry_budget: float | None = field(
+        default=None, metadata={"help": "server engines: seconds one request may keep retrying (300)"}
+    )
+    request_timeout: float | None = field(default=None, metadata={"help": "server engines: seconds per request (120)"})
+    startup_timeout: float | None = field(
+        default=None, metadata={"help": "server engines: seconds to wait for a server to be up (60)"}
+    )
+    batch_size: int = field(default=64, metadata={"help": "prompts decoded together (in-process engines)"})
+    device: str = field(default="cpu", metadata={"help": "cpu or cuda (in-process engines)"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "run a model's own code from the Hub"})
+
+    def __post_init__(self) -> None:
+        _positive(self, "batch_size", "concurrency")
+
+    def remote_options(self) -> dict:
+        """The server engines' options that were set."""
+        names = ("concurrency", "max_retries", "retry_budget", "request_timeout", "startup_timeout")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+@dataclass
+class AnnotateArguments:
+    """`slick-hf annotate`: label questions with SliCK categories (SliCK parameters: `SlickConfig`)."""
+
+    model: str = field(default="smollm2-135m", metadata={"help": "Hub id, local folder, or smollm2-135m"})
+    dataset: str = field(default="geo", metadata={"help": "geo, entityquestions, or a dataset folder / Hub id"})
+    data_dir: str | None = field(default=None, metadata={"help": "EntityQuestions folder (else the official zip)"})
+    splits: str = field(default="train,dev,test", metadata={"help": "comma-separated splits to annotate"})
+    relations: str | None = field(
+        default=None, metadata={"help": "comma-separated ids or a set: in_distribution, out_of_distribution, all"}
+    )
+    limit_per_relation: int | None = field(default=None, metadata={"help": "examples per split and relation"})
+    output_dir: str = field(default="outputs/annotations", metadata={"help": "the Hub-style dataset folder"})
+    config_name: str | None = field(default=None, metadata={"help": "dataset config name (default: from the model)"})
+    push_to_hub: str | None = field(default=None, metadata={"help": "REPO_ID: upload the folder as a Hub dataset"})
+    chunk_size: int = field(default=32, metadata={"help": "examples per resumable chunk"})
+
+    def __post_init__(self) -> None:
+        _positive(self, "chunk_size")
+
+    def split_list(self) -> list[str]:
+        """`splits` as a list."""
+        return [s.strip() for s in self.splits.split(",") if s.strip()]
+
+
+@dataclass
+class VariantsArguments:
+    """`slick-hf variants SOURCE`: build fine-tuning sets from an annotated dataset."""
+
+    source: str = field(default=None, metadata={"help": "annotated dataset: a Hub-style folder or a Hub dataset id"})
+    annotation_config: str | None = field(default=None, metadata={"help": "dataset config (one per model)"})
+    split: str = field(default="train", metadata={"help": "the annotated split D is drawn from"})
+    variant: str = field(default="ratio", metadata={"help": f"comma-separated, from: {', '.join(VARIANTS)}, or all"})
+    unknown_ratio: str | None = field(
+        default=None,
+        metadata={"help": "comma-separated ratios in [0, 1] (default 0.5; with --variant all: 0,.25,.5,.75,1)"},
+    )
+    size: int | None = field(
+        default=None, metadata={"help": "|D| (default: the largest |D| at which every requested variant is feasible)"}
+    )
+    shares: str = field(default="pool", metadata={"help": "relation shares of D", "choices": list(SHARES)})
+    seed: int = field(default=0, metadata={"help": "seed of the variant draw"})
+    idk_answer: str = field(default="I don't know", metadata={"help": "the D_IDK answer"})
+    output_dir: str = field(default="outputs/variants", metadata={"help": "one folder per variant under it"})
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise SlickError("variants: name the annotated dataset (a folder or Hub id): slick-hf variants SOURCE")
+        _positive(self, "size")
+
+    def ratios(self) -> list[float]:
+        """The Unknown ratios asked for."""
+        if self.unknown_ratio is None:
+            return list(RATIO_SWEEP) if self.variant == "all" else [0.5]
+        try:
+            ratios = [float(x) for x in self.unknown_ratio.split(",") if x.strip()]
+        except ValueError:
+            raise SlickError(f"--unknown-ratio must be comma-separated numbers, got {self.unknown_ratio!r}") from None
+        if not ratios:
+            raise SlickError("--unknown-ratio is empty")
+        return ratios
+
+
+@dataclass
+class EvaluateArguments:
+    """`slick-hf evaluate`: a model's exact match per SliCK category on annotated test splits."""
+
+    model: str = field(default=None, metadata={"help": "a fine-tuned checkpoint: local folder or Hub id"})
+    annotated_dataset: str = field(default=None, metadata={"help": "annotated dataset: folder or Hub id"})
+    annotation_config: str | None = field(default=None, metadata={"help": "its config (one per annotating model)"})
+    splits: str = field(default="test", metadata={"help": "comma-separated annotated splits, e.g. test,test_ood"})
+    output_dir: str = field(default=None, metadata={"help": "where results.json and predictions_<split>.jsonl go"})
+    prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "the prompt ({question})"})
+    max_new_tokens: int = field(default=24, metadata={"help": "longest answer, in tokens"})
+    idk_answer: str = field(default="I don't know", metadata={"help": "the answer counted as an abstention"})
+
+    def __post_init__(self) -> None:
+        for name in ("model", "annotated_dataset", "output_dir"):
+            if not getattr(self, name):
+                raise SlickError(f"evaluate: --{name.replace('_', '-')} is required")
+        _positive(self, "max_new_tokens")
+
+    def split_list(self) -> list[str]:
+        """`splits` as a list."""
+        return [s.strip() for s in self.splits.split(",") if s.strip()]
+
+
+@dataclass
+class ReportArguments:
+    """`slick-hf report RUNS_DIR`: tables, Equation 1, IDK and plots over a folder of runs."""
+
+    runs_dir: str = field(default=None, metadata={"help": "a folder of run folders (a sweep)"})
+    output_dir: str | None = field(default=None, metadata={"help": "where to write the report (RUNS_DIR/report)"})
+
+    def __post_init__(self) -> None:
+        if not self.runs_dir:
+            raise SlickError("report: name the folder of runs: slick-hf report RUNS_DIR")
+
+
+@dataclass
+class PushArguments:
+    """`slick-hf push FOLDER REPO_ID`: upload a folder laid out as a Hub repo."""
+
+    folder: str = field(default=None, metadata={"help": "the folder (a dataset, a run, or the metric's folder)"})
+    repo_id: str = field(default=None, metadata={"help": "ORG/NAME on the Hub"})
+    repo_type: str = field(default="dataset", metadata={"help": "repo type", "choices": ["dataset", "model", "space"]})
+    private: bool = field(default=False, metadata={"help": "create the repo private"})
+
+    def __post_init__(self) -> None:
+        if not self.folder or not self.repo_id:
+            raise SlickError("push: name the folder and the repo: slick-hf push FOLDER REPO_ID")
+        if not Path(self.folder).is_dir():
+            raise SlickError(f"no such folder: {self.folder}")
+
+
+@dataclass
+class SweepArguments:
+    """`slick-hf sweep`: the recipe's arguments plus these; every variant at one |D|, then the report."""
+
+    sweep_ratios: str = field(default=",".join(f"{x:g}" for x in RATIO_SWEEP), metadata={"help": "Unknown ratios of D"})
+    sweep_variants: str | None = field(
+        default=None, metadata={"help": "comma-separated variant kinds in the plan (default: all)"}
+    )
+    sweep_relations: str | None = field(
+        default=None, metadata={"help": "comma-separated train relations D is drawn from (default all)"}
+    )
+    sweep_only: str | None = field(
+        default=None, metadata={"help": "run only these run names or variant kinds of the plan, same |D|"}
+    )
+    sweep_keep_weights: bool = field(default=False, metadata={"help": "keep every run's weights"})
+    no_report: bool = field(default=False, metadata={"help": "do not write the report at the end"})
+    report_only: bool = field(default=False, metadata={"help": "train nothing: (re)write the sweep's report"})
+
+    def ratios(self) -> list[float]:
+        """`sweep_ratios` as numbers in [0, 1]."""
+        try:
+            ratios = [float(x) for x in self.sweep_ratios.split(",") if x.strip()]
+        except ValueError:
+            raise SlickError(f"--sweep-ratios must be comma-separated numbers, got {self.sweep_ratios!r}") from None
+        if not ratios or any(not 0 <= x <= 1 for x in ratios):
+            raise SlickError(f"--sweep-ratios must be numbers in [0, 1], got {self.sweep_ratios!r}")
+        return ratios
+
+
+def listed(value: str | None) -> list[str] | None:
+    """A comma-separated value as a list (None when empty)."""
+    items = [s.strip() for s in value.split(",") if s.strip()] if value else []
+    return items or None

@@ -1,0 +1,1 @@
+"""Pure building blocks every stage shares: SliCK categories, answer normalisation, prompts, schemas."""

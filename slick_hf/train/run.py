@@ -1,0 +1,95 @@
+"""One training run: resume from the last complete checkpoint, train to CONVERGENCE, keep EARLY_STOP."""
+
+import json
+import shutil
+from pathlib import Path
+
+from slick_hf.hub import atomic_write_text
+from slick_hf.runs import CONVERGENCE_DIR, DYNAMICS_FILE, TRAIN_DONE
+from slick_hf.train.trainer import SlickSFTTrainer
+
+MODEL_FILES = ("*.safetensors", "*.json", "*.jinja", "*.txt", "*.model")
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The global step of a Trainer `checkpoint-<step>` folder."""
+    return int(Path(path).name.split("-")[-1])
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint. The Trainer writes `trainer_state.json` last, so a
+    checkpoint without it was cut short (a kill, a full disk): it is removed, never resumed."""
+    complete = []
+    for ckpt in sorted(run_dir.glob("checkpoint-*"), key=checkpoint_step):
+        if (ckpt / "trainer_state.json").exists():
+            complete.append(ckpt)
+        else:
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return complete[-1] if complete else None
+
+
+def keep_dynamics_up_to(path: Path, step: int) -> None:
+    """Drop the dynamics rows logged after `step` (and a torn last line): training resumes there."""
+    if not path.exists():
+        return
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            break
+        if row["step"] <= step:
+            rows.append(line + "\n")
+    atomic_write_text(path, "".join(rows))
+
+
+def save_merged(model, tokenizer, target: Path) -> None:
+    """Save full weights: a LoRA model is merged into its base first."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+
+
+def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
+    """Train to CONVERGENCE, keep the best dev epoch (EARLY_STOP) in `run_dir`, the last in `convergence/`."""
+    done = run_dir / TRAIN_DONE
+    if done.exists():
+        return json.loads(done.read_text())
+    resume = last_checkpoint(run_dir)
+    if resume is None:
+        (run_dir / DYNAMICS_FILE).unlink(missing_ok=True)
+    else:
+        keep_dynamics_up_to(run_dir / DYNAMICS_FILE, checkpoint_step(resume))
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    last = last_checkpoint(run_dir)
+    tokenizer = trainer.processing_class
+    if hasattr(trainer.model, "merge_and_unload"):
+        from peft import PeftModel
+
+        from slick_hf.models import load_causal_lm
+
+        base = load_causal_lm(str(trainer.model.peft_config["default"].base_model_name_or_path), "auto")
+        save_merged(PeftModel.from_pretrained(base, last), tokenizer, run_dir / CONVERGENCE_DIR)
+    else:
+        (run_dir / CONVERGENCE_DIR).mkdir(exist_ok=True)
+        for pattern in MODEL_FILES:
+            for f in last.glob(pattern):
+                if not f.name.startswith(("trainer_state", "training_args", "scheduler", "rng_state")):
+                    shutil.copy2(f, run_dir / CONVERGENCE_DIR / f.name)
+    save_merged(trainer.model, tokenizer, run_dir)
+    state = trainer.state
+    best_step = checkpoint_step(state.best_model_checkpoint) if state.best_model_checkpoint else None
+    best_epoch = next(
+        (h["epoch"] for h in state.log_history if h.get("step") == best_step and "eval_exact_match" in h),
+        None,
+    )
+    summary = {
+        "best_epoch": best_epoch,
+        "best_dev_exact_match": state.best_metric,
+        "epochs": state.epoch,
+        "global_step": state.global_step,
+        "log_history": state.log_history,
+    }
+    done.write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,139 @@
+"""TRL's SFTTrainer with dev exact match and training dynamics (Known/Unknown fit) every epoch."""
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from datasets import Dataset
+from trl import SFTTrainer
+
+from slick_hf.core.schema import category_names
+from slick_hf.core.slick import KNOWN
+from slick_hf.engines.plain import PlainTransformersEngine
+from slick_hf.evaluate.scoring import generate_answers, score
+from slick_hf.runs import DYNAMICS_FILE
+
+logger = logging.getLogger(__name__)
+
+
+def fit_references(train: Dataset) -> list[list[str]]:
+    """What a fitted model answers on each train row: its gold aliases, or the IDK target."""
+    return [
+        [c] if idk else list(a)
+        for c, a, idk in zip(train["completion"], train["answers"], train["is_idk"], strict=True)
+    ]
+
+
+def train_fit_stats(predictions: Sequence[str], train: Dataset) -> dict:
+    """Training dynamics of SPEC.md: how many Known and Unknown train examples the model fits."""
+    correct = score(predictions, fit_references(train), None, return_per_example=True)["per_example_correct"]
+    known = [c in KNOWN for c in train["category"]]
+    n_kn = sum(ok for ok, k in zip(correct, known, strict=True) if k)
+    n_unk = sum(ok for ok, k in zip(correct, known, strict=True) if not k)
+    n_known, n_unknown = sum(known), len(known) - sum(known)
+    return {
+        "train_fit": (n_kn + n_unk) / len(known) if known else None,
+        "train_fit_known": n_kn / n_known if n_known else None,
+        "train_fit_unknown": n_unk / n_unknown if n_unknown else None,
+        "n_known_fit": n_kn,
+        "n_unknown_fit": n_unk,
+        "n_known": n_known,
+        "n_unknown": n_unknown,
+        "train_size": len(known),
+    }
+
+
+class SlickSFTTrainer(SFTTrainer):
+    """SFTTrainer whose evaluation also generates: dev exact match and train fit per category.
+
+    `eval_exact_match` is returned with the loss, so `metric_for_best_model: exact_match` with
+    `load_best_model_at_end` keeps the best dev epoch (EARLY_STOP) while training runs on.
+    """
+
+    def __init__(
+        self,
+        *args,
+        dev_questions: Dataset,
+        train_fit: Dataset | None,
+        prompt_template: str,
+        generation_tokenizer,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.dev_questions = dev_questions
+        self.train_fit = train_fit
+        self.prompt_template = prompt_template
+        self.generation_tokenizer = generation_tokenizer
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        extra = self.generation_metrics(metric_key_prefix)
+        self.log(extra)
+        metrics.update(extra)
+        return metrics
+
+    def _answers(self, prompts: Sequence[str]) -> list[str]:
+        engine = PlainTransformersEngine.from_loaded(
+            self.model,
+            self.generation_tokenizer,
+            {"model_id": "training"},
+            self.args.eval_batch_size_generate,
+        )
+        self.model.eval()
+        return generate_answers(engine, prompts, self.args.eval_max_new_tokens, self.args.eval_batch_size_generate)
+
+    def generation_metrics(self, prefix: str) -> dict[str, float]:
+        """Dev exact match, and which train examples the model fits, by Known/Unknown."""
+        dev = self.dev_questions
+        prompts = [self.prompt_template.format(question=q) for q in dev["question"]]
+        dev_scores = score(self._answers(prompts), dev["answers"], category_names(dev))
+        out = {f"{prefix}_exact_match": dev_scores["exact_match"]}
+        row = {
+            "epoch": self.state.epoch,
+            "step": self.state.global_step,
+            "dev_exact_match": dev_scores["exact_match"],
+        }
+        if self.train_fit is not None:
+            row |= train_fit_stats(self._answers(self.train_fit["prompt"]), self.train_fit)
+            out |= {f"{prefix}_train_fit_{k}": row[f"train_fit_{k}"] or 0.0 for k in ("known", "unknown")}
+        if self.is_world_process_zero():
+            with (Path(self.args.output_dir) / DYNAMICS_FILE).open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        return out
+
+
+def prompt_completion(ds: Dataset, prompt_template: str) -> Dataset:
+    """Dev questions in TRL prompt/completion form (first alias as target), for the eval loss."""
+    return Dataset.from_dict(
+        {
+            "prompt": [prompt_template.format(question=q) for q in ds["question"]],
+            "completion": [a[0] for a in ds["answers"]],
+        }
+    )
+
+
+def build_trainer(train: Dataset, dev: Dataset, script, training, model_args) -> SlickSFTTrainer:
+    """The trainer for one run: model (full or LoRA), datasets, generation-based evaluation."""
+    from trl import get_peft_config
+
+    from slick_hf.models import load_causal_lm, load_tokenizer, resolve_model
+
+    resolved = resolve_model(model_args.model_name_or_path)
+    dtype = model_args.dtype if model_args.dtype not in (None, "auto") else "auto"
+    model = load_causal_lm(resolved, dtype, "cpu", training.trust_remote_code)
+    tokenizer = load_tokenizer(resolved, training.trust_remote_code)
+    tokenizer.padding_side = "right"
+    dev_eval = dev.select(range(min(len(dev), training.dev_limit))) if training.dev_limit else dev
+    return SlickSFTTrainer(
+        model=model,
+        args=training,
+        train_dataset=train.select_columns(["prompt", "completion"]),
+        eval_dataset=prompt_completion(dev_eval, script.prompt_template),
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        dev_questions=dev_eval,
+        train_fit=train if training.track_train_fit else None,
+        prompt_template=script.prompt_template,
+        generation_tokenizer=load_tokenizer(resolved, training.trust_remote_code),
+    )

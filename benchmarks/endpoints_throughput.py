@@ -19,7 +19,7 @@ import time
 import urllib.request
 
 from slick_hf.engines.base import GenerationRequest
-from slick_hf.engines.factory import make_engine
+from slick_hf.engines.factory import engine_class
 
 
 def free_port() -> int:
@@ -52,7 +52,7 @@ def start_servers(k: int, latency: float, slots: int) -> tuple[list[str], list[s
 def run(engine_kind: str, k: int, requests: int, latency: float, slots: int, concurrency: int) -> dict:
     urls, procs = start_servers(k, latency, slots)
     try:
-        with make_engine(engine_kind, "slick-hf/fake-model", urls, concurrency=concurrency, progress=False) as eng:
+        with engine_class(engine_kind)("slick-hf/fake-model", urls, concurrency=concurrency, progress=False) as eng:
             eng.generate([GenerationRequest(f"Q: warm-up {i}\nA:") for i in range(k * slots)])
             before, sent_before = eng.stats.succeeded, dict(eng.stats.per_endpoint)
             batch = [GenerationRequest(f"Q: question {i}\nA:") for i in range(requests)]

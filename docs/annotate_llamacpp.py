@@ -18,7 +18,7 @@ from pathlib import Path
 
 from trl import ModelConfig, TrlParser
 
-from slick_hf.configs import SlickScriptArguments, SlickSFTConfig
+from slick_hf.configs import EngineArguments, SlickScriptArguments, SlickSFTConfig
 from slick_hf.engines.factory import make_engine
 from slick_hf.recipe import annotation_jobs
 
@@ -43,7 +43,8 @@ def main(out_dir: str, limits: str | None = None) -> None:
     start = time.time()
     try:
         url = f"http://127.0.0.1:{port}"
-        with make_engine("openai", model_args.model_name_or_path, [url], concurrency=4, startup_timeout=120) as eng:
+        engine_args = EngineArguments(engine="openai", endpoint=[url], concurrency=4, startup_timeout=120)
+        with make_engine(model_args.model_name_or_path, engine_args) as eng:
             for job in annotation_jobs(script, model_args.model_name_or_path):
                 if not job.is_done():
                     t0 = time.time()

@@ -178,10 +178,6 @@ class AnnotateArguments:
     def __post_init__(self) -> None:
         _positive(self, "chunk_size")
 
-    def split_list(self) -> list[str]:
-        """`splits` as a list."""
-        return [s.strip() for s in self.splits.split(",") if s.strip()]
-
 
 @dataclass
 class VariantsArguments:
@@ -239,10 +235,6 @@ class EvaluateArguments:
             if not getattr(self, name):
                 raise SlickError(f"evaluate: --{name.replace('_', '-')} is required")
         _positive(self, "max_new_tokens")
-
-    def split_list(self) -> list[str]:
-        """`splits` as a list."""
-        return [s.strip() for s in self.splits.split(",") if s.strip()]
 
 
 @dataclass

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slick_hf.cli.parsing import parse
-from slick_hf.configs import AnnotateArguments, EngineArguments
+from slick_hf.configs import AnnotateArguments, EngineArguments, listed
 from slick_hf.core.slick import SlickConfig
 
 HELP = "label questions with SliCK knowledge categories"
@@ -22,7 +22,7 @@ def main(argv: Sequence[str]) -> None:
         dataset=args.dataset,
         output_dir=Path(args.output_dir),
         model=args.model,
-        splits=args.split_list(),
+        splits=listed(args.splits) or [],
         data_dir=Path(args.data_dir) if args.data_dir else None,
         relations=args.relations,
         limit_per_relation=args.limit_per_relation,

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slick_hf.cli.parsing import parse
-from slick_hf.configs import EngineArguments, EvaluateArguments
+from slick_hf.configs import EngineArguments, EvaluateArguments, listed
 from slick_hf.errors import SlickError
 
 HELP = "score a model (folder or Hub id) per SliCK category on annotated test splits"
@@ -24,12 +24,15 @@ def main(argv: Sequence[str]) -> None:
     out = Path(args.output_dir)
     check_writable_dir(out)
     annotated = load_annotated(args.annotated_dataset, args.annotation_config, split=None)
-    missing = [s for s in args.split_list() if s not in annotated]
+    splits = listed(args.splits)
+    if not splits:
+        raise SlickError("evaluate: --splits is empty; name annotated splits, e.g. test,test_ood")
+    missing = [s for s in splits if s not in annotated]
     if missing:
         raise SlickError(f"{args.annotated_dataset} has no split {', '.join(missing)}; it has {', '.join(annotated)}")
     results: dict[str, dict] = {}
     with make_engine(args.model, engine_args) as engine:
-        for split in args.split_list():
+        for split in splits:
             metrics, predictions = evaluate_split(
                 engine, annotated[split], args.prompt_template, args.max_new_tokens, (args.idk_answer,)
             )

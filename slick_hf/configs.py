@@ -17,6 +17,12 @@ from slick_hf.errors import SlickError
 from slick_hf.variants.spec import RATIO_SWEEP, SHARES, VARIANTS, VariantSpec
 
 
+def _slick_field(name: str):
+    """A recipe field for a SliCK parameter, with `SlickConfig`'s default and help (one home for both)."""
+    source = SlickConfig.__dataclass_fields__[name]
+    return field(default=source.default, metadata={"help": f"SliCK: {source.metadata['help']}"})
+
+
 @dataclass
 class SlickScriptArguments:
     """Data, annotation and variant arguments of a recipe."""
@@ -37,14 +43,14 @@ class SlickScriptArguments:
         default="train=100,dev=10,test=20,test_ood=20",
         metadata={"help": "examples per relation to annotate, per split (test_ood: the OOD test)"},
     )
-    annotate_full_sampling: bool = field(default=False, metadata={"help": "draw all SliCK samples"})
-    annotate_num_prompts: int = field(default=10, metadata={"help": "SliCK: few-shot prompts per example"})
-    annotate_num_shots: int = field(default=4, metadata={"help": "SliCK: exemplars per prompt"})
-    annotate_num_samples: int = field(default=16, metadata={"help": "SliCK: temperature samples per prompt"})
-    annotate_temperature: float = field(default=0.5, metadata={"help": "SliCK: sampling temperature"})
-    annotate_top_k: int = field(default=40, metadata={"help": "SliCK: top-k of the samples"})
-    annotate_max_new_tokens: int = field(default=24, metadata={"help": "SliCK: longest answer, in tokens"})
-    annotate_seed: int = field(default=0, metadata={"help": "SliCK: seed of the exemplar draw and of the samples"})
+    annotate_full_sampling: bool = _slick_field("full_sampling")
+    annotate_num_prompts: int = _slick_field("num_prompts")
+    annotate_num_shots: int = _slick_field("num_shots")
+    annotate_num_samples: int = _slick_field("num_samples")
+    annotate_temperature: float = _slick_field("temperature")
+    annotate_top_k: int = _slick_field("top_k")
+    annotate_max_new_tokens: int = _slick_field("max_new_tokens")
+    annotate_seed: int = _slick_field("seed")
     annotate_batch_size: int = field(default=64, metadata={"help": "prompts the annotation engine decodes together"})
     variant: str = field(default="ratio", metadata={"help": "ratio, known, idk, natural or a category name"})
     unknown_ratio: float = field(default=0.5, metadata={"help": "share of Unknown examples in D"})

@@ -6,7 +6,6 @@ Every stage leaves its files in the run folder (`slick_hf.runs`), so a re-run sk
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from datasets import Dataset, DatasetDict
 from slick_hf.annotate.folder import load_annotated
 from slick_hf.annotate.job import AnnotateJob
 from slick_hf.configs import SlickScriptArguments, SlickSFTConfig
+from slick_hf.distributed import is_main_process, world_size
 from slick_hf.errors import SlickError
 from slick_hf.hub import atomic_write_text, config_name_for, write_parquet
 from slick_hf.runs import (
@@ -71,7 +71,7 @@ def ensure_annotations(script: SlickScriptArguments, model: str, trust_remote_co
         pending = [j for j in jobs if not j.is_done()]
         if pending and script.dry_run:
             raise SlickError("a dry run does not annotate: annotate first or pass --annotated_dataset")
-        if pending and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if pending and world_size() > 1:
             raise SlickError("annotate before a distributed launch (slick-hf annotate), then pass --annotated_dataset")
         if pending:
             from slick_hf.configs import EngineArguments
@@ -180,7 +180,7 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
             print(f"dry run: trainer built for {run_dir} ({len(train)} examples); nothing trained")
             return run_dir
         run_training(trainer, run_dir)
-        if not trainer.is_world_process_zero():
+        if not is_main_process():
             return run_dir
         del trainer
     training_summary = json.loads((run_dir / TRAIN_DONE).read_text())

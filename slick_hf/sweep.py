@@ -18,13 +18,13 @@ import copy
 import dataclasses
 import json
 import logging
-import os
 import shutil
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from slick_hf.distributed import is_main_process
 from slick_hf.errors import SlickError
 from slick_hf.hub import atomic_write_text
 from slick_hf.runs import SWEEP_FILE, run_is_done
@@ -125,10 +125,6 @@ def _check_fingerprint(old: dict, new: dict, folder: Path) -> None:
         )
 
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def run_sweep(
     script,
     training,
@@ -208,7 +204,7 @@ def run_sweep(
     started = time.time()
 
     def save() -> None:
-        if _is_main_process():
+        if is_main_process():
             atomic_write_text(path, json.dumps(state, indent=2) + "\n")
 
     save()
@@ -247,7 +243,7 @@ def run_sweep(
     print(f"sweep: finished in {time.time() - started:.0f} s")
     if script.dry_run:
         return folder
-    if report and _is_main_process():
+    if report and is_main_process():
         _write_report(folder)
     if infeasible:
         print(f"sweep: infeasible, not run: {', '.join(infeasible)}")

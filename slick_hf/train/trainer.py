@@ -10,6 +10,7 @@ from trl import SFTTrainer
 
 from slick_hf.core.schema import category_names
 from slick_hf.core.slick import KNOWN
+from slick_hf.distributed import is_main_process
 from slick_hf.engines.plain import PlainTransformersEngine
 from slick_hf.evaluate.scoring import generate_answers, score
 from slick_hf.runs import DYNAMICS_FILE
@@ -97,7 +98,7 @@ class SlickSFTTrainer(SFTTrainer):
         if self.train_fit is not None:
             row |= train_fit_stats(self._answers(self.train_fit["prompt"]), self.train_fit)
             out |= {f"{prefix}_train_fit_{k}": row[f"train_fit_{k}"] or 0.0 for k in ("known", "unknown")}
-        if self.is_world_process_zero():
+        if is_main_process():
             with (Path(self.args.output_dir) / DYNAMICS_FILE).open("a") as f:
                 f.write(json.dumps(row) + "\n")
         return out

@@ -75,7 +75,7 @@ def engine():
         torch.set_num_threads(int(os.environ["SLICK_HF_TEST_THREADS"]))
     from slick_hf.engines.plain import PlainTransformersEngine
 
-    return PlainTransformersEngine("smollm2-135m", batch_size=16)
+    return PlainTransformersEngine("smollm2-135m", batch_size=16, dtype="float32")
 
 
 @pytest.fixture(scope="session")

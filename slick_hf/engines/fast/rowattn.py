@@ -131,7 +131,8 @@ class PrefillPlan(_Plan):
                     contexts.append(u.context)
             self.ctx_k, self.ctx_v, mask, _ = stack_contexts(contexts)
             self.ctx_idx = torch.tensor([distinct[id(u.context)] for u in units])
-            self.ctx_mask = mask[self.ctx_idx]
+            self.ctx_bias = additive_mask(mask[self.ctx_idx], self.ctx_k.dtype)
+        self._own_bias: torch.Tensor | None = None
 
     def attend(self, layer, q, k, v, scale):
         self.captured[layer] = (k, v)
@@ -148,15 +149,17 @@ class PrefillPlan(_Plan):
         vu = v.new_zeros(units, kvh, self.skey, dim)
         ku[:, :, :smax] = k[:, self.tok_idx].transpose(0, 1)
         vu[:, :, :smax] = v[:, self.tok_idx].transpose(0, 1)
-        hidden = torch.ones(units, rows, self.skey, dtype=torch.bool)
-        hidden[:, :smax] = self.own_hidden
-        hidden[:, smax:, 0] = False  # padding query rows see one key: no empty softmax
-        hidden = hidden[:, None, :, None, :].expand(units, 1, rows, g, self.skey).reshape(units, 1, rows * g, self.skey)
-        s_own = (qu @ ku.transpose(-1, -2)).masked_fill_(hidden, float("-inf"))  # [U, KV, R*g, Skey]
+        if self._own_bias is None:  # the same for every layer
+            hidden = torch.ones(units, rows, self.skey, dtype=torch.bool)
+            hidden[:, :smax] = self.own_hidden
+            hidden[:, smax:, 0] = False  # padding query rows see one key: no empty softmax
+            hidden = hidden[:, None, :, None, :].expand(units, 1, rows, g, self.skey)
+            self._own_bias = additive_mask(hidden.reshape(units, 1, rows * g, self.skey), q.dtype)
+        s_own = (qu @ ku.transpose(-1, -2)).add_(self._own_bias)  # [U, KV, R*g, Skey]
         m = s_own.amax(-1)
         if self.has_context:
             kc, vc = self.ctx_k[:, layer][self.ctx_idx], self.ctx_v[:, layer][self.ctx_idx]
-            s_ctx = (qu @ kc.transpose(-1, -2)).masked_fill_(self.ctx_mask, float("-inf"))
+            s_ctx = (qu @ kc.transpose(-1, -2)).add_(self.ctx_bias)
             m = torch.maximum(m, s_ctx.amax(-1))
             e_ctx = torch.exp(s_ctx - m.unsqueeze(-1))
         e_own = torch.exp(s_own - m.unsqueeze(-1))
@@ -198,7 +201,7 @@ class DecodePlan(_Plan):
     ) -> None:
         super().__init__(num_layers, ctx_k.shape[2])
         self.ctx_k, self.ctx_v = ctx_k, ctx_v
-        self.pad_mask = pad_mask
+        self.pad_bias = additive_mask(pad_mask, ctx_k.dtype)
         self.unit_of_row = unit_of_row
         self.slot_of_row = slot_of_row
         self.own = own
@@ -229,8 +232,7 @@ class DecodePlan(_Plan):
         qu = q.new_zeros(units, rpad, kvh, g, dim)
         qu[u_idx, j_idx] = qr
         qu = qu.permute(0, 2, 1, 3, 4).reshape(units, kvh, rpad * g, dim)
-        s_ctx = qu @ kc.transpose(-1, -2)  # [U, KV, Rpad*g, Lpad]
-        s_ctx.masked_fill_(self.pad_mask, float("-inf"))
+        s_ctx = (qu @ kc.transpose(-1, -2)).add_(self.pad_bias)  # [U, KV, Rpad*g, Lpad]
         m_ctx = s_ctx.amax(-1).view(units, kvh, rpad, g)[u_idx, :, j_idx]  # [N, KV, g]
         m = torch.maximum(m_ctx, s_own.amax(-1))
         m_u = q.new_zeros(units, kvh, rpad, g)
@@ -242,6 +244,11 @@ class DecodePlan(_Plan):
         num = num_ctx + e_own @ own_v
         den = den_ctx + e_own.sum(-1)
         return (num / den.unsqueeze(-1)).view(n, heads, dim)
+
+
+def additive_mask(hidden: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """0 where a key is visible, -inf where `hidden`: adding it equals masked_fill, at a fraction of the cost."""
+    return torch.zeros(hidden.shape, dtype=dtype).masked_fill_(hidden, float("-inf"))
 
 
 def stack_contexts(contexts: Sequence[Sequence[Segment]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:

@@ -153,10 +153,29 @@ class EngineArguments:
     )
     batch_size: int = field(default=64, metadata={"help": "prompts decoded together (in-process engines)"})
     device: str = field(default="cpu", metadata={"help": "cpu or cuda (in-process engines)"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "in-process engines: auto (bfloat16 where the hardware computes it natively, else float32), "
+            "bfloat16 or float32; recorded in the card and part of the resume fingerprint",
+            "choices": ["auto", "bfloat16", "float32"],
+        },
+    )
     trust_remote_code: bool = field(default=False, metadata={"help": "run a model's own code from the Hub"})
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size", "concurrency")
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the engine runs the model in this process (else it is behind servers)."""
+        return self.engine in ("transformers", "transformers-plain")
+
+    def resolved_dtype(self) -> str:
+        """The dtype generations are computed in: `auto` resolved here, `server` for server engines."""
+        from slick_hf.hardware import resolve_dtype
+
+        return resolve_dtype(self.dtype, self.device) if self.in_process else "server"
 
     def remote_options(self) -> dict:
         """The server engines' options that were set."""

@@ -35,8 +35,8 @@ from slick_hf.variants.build import build_variant, variant_summary
 logger = logging.getLogger(__name__)
 
 
-def annotation_jobs(script: SlickScriptArguments, model: str) -> list[AnnotateJob]:
-    """One job per annotated split: in-distribution train/dev/test and the OOD test."""
+def annotation_jobs(script: SlickScriptArguments, model: str, dtype: str = "float32") -> list[AnnotateJob]:
+    """One job per annotated split (in-distribution train/dev/test and the OOD test), computed in `dtype`."""
     out_dir = Path(script.annotations_dir or f"outputs/annotations/{script.dataset_name}")
     limits = script.limits()
     slick = script.slick_config()
@@ -57,29 +57,35 @@ def annotation_jobs(script: SlickScriptArguments, model: str) -> list[AnnotateJo
                 config_name=script.annotation_config,
                 slick=slick,
                 split_suffix="_ood" if ood else "",
+                dtype=dtype,
             )
         )
     return jobs
 
 
-def ensure_annotations(script: SlickScriptArguments, model: str, trust_remote_code: bool = False) -> DatasetDict:
-    """The annotated splits, annotating with `model` whatever is missing (cached, resumable)."""
+def ensure_annotations(
+    script: SlickScriptArguments, model: str, trust_remote_code: bool = False, dtype: str | None = "auto"
+) -> DatasetDict:
+    """The annotated splits, annotating with `model` in `dtype` whatever is missing (cached, resumable)."""
+    from slick_hf.configs import EngineArguments
+
+    engine_args = EngineArguments(
+        batch_size=script.annotate_batch_size, trust_remote_code=trust_remote_code, dtype=dtype or "auto"
+    )
     if script.annotated_dataset:
         source, config = script.annotated_dataset, script.annotation_config
     else:
-        jobs = annotation_jobs(script, model)
+        jobs = annotation_jobs(script, model, engine_args.resolved_dtype())
         pending = [j for j in jobs if not j.is_done()]
         if pending and script.dry_run:
             raise SlickError("a dry run does not annotate: annotate first or pass --annotated_dataset")
         if pending and world_size() > 1:
             raise SlickError("annotate before a distributed launch (slick-hf annotate), then pass --annotated_dataset")
         if pending:
-            from slick_hf.configs import EngineArguments
             from slick_hf.engines.factory import make_engine
 
             for job in pending:
                 job.inputs  # noqa: B018 - check every job's questions before loading the model
-            engine_args = EngineArguments(batch_size=script.annotate_batch_size, trust_remote_code=trust_remote_code)
             with make_engine(model, engine_args) as engine:
                 for job in pending:
                     job.run(engine)
@@ -104,7 +110,9 @@ def run_dir_for(script: SlickScriptArguments, training: SlickSFTConfig) -> Path:
     return Path(training.output_dir) / script.variant_spec().name
 
 
-def evaluate_checkpoints(run_dir: Path, annotated: DatasetDict, script, training: SlickSFTConfig) -> dict:
+def evaluate_checkpoints(
+    run_dir: Path, annotated: DatasetDict, script, training: SlickSFTConfig, dtype: str | None = "auto"
+) -> dict:
     """Per-category exact match of the EARLY_STOP and CONVERGENCE models on the test splits."""
     from slick_hf.configs import EngineArguments
     from slick_hf.engines.factory import make_engine
@@ -116,7 +124,9 @@ def evaluate_checkpoints(run_dir: Path, annotated: DatasetDict, script, training
         todo = [s for s in splits if s not in results.get(point, {})]
         if not todo:
             continue
-        engine_args = EngineArguments(batch_size=training.eval_batch_size_generate, device=_device())
+        engine_args = EngineArguments(
+            batch_size=training.eval_batch_size_generate, device=_device(), dtype=dtype or "auto"
+        )
         with make_engine(str(model_dir(run_dir, point)), engine_args) as engine:
             for split in todo:
                 metrics, preds = evaluate_split(
@@ -164,7 +174,7 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
     from slick_hf.train.trainer import build_trainer
 
     model = model_args.model_name_or_path
-    annotated = ensure_annotations(script, model, training.trust_remote_code)
+    annotated = ensure_annotations(script, model, training.trust_remote_code, model_args.dtype)
     for split in ("train", "dev"):
         if split not in annotated:
             raise SlickError(f"annotated dataset has no {split!r} split; it has {', '.join(annotated)}")
@@ -184,7 +194,7 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
             return run_dir
         del trainer
     training_summary = json.loads((run_dir / TRAIN_DONE).read_text())
-    results = evaluate_checkpoints(run_dir, annotated, script, training)
+    results = evaluate_checkpoints(run_dir, annotated, script, training, model_args.dtype)
     remove_checkpoints(run_dir)
     run = {
         "run_name": run_dir.name,

@@ -156,7 +156,7 @@ def run_sweep(
                 "nothing to report: the annotations of this recipe are not there yet (run `make sweep` first, "
                 "or `slick-hf report RUNS_DIR` on a sweep folder)"
             )
-    annotated = ensure_annotations(script, model, training.trust_remote_code)
+    annotated = ensure_annotations(script, model, training.trust_remote_code, model_args.dtype)
     if "train" not in annotated:
         raise SlickError(f"annotated dataset has no 'train' split; it has {', '.join(annotated)}")
     if relations:

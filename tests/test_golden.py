@@ -52,3 +52,15 @@ def test_runs_read_and_report_as_before(golden: Path):
     for key in ("results", "complete", "known_vs_d", "equation1", "idk", "dynamics"):
         assert new[key] == old[key], key
     assert (out / "README.md").read_text().startswith("# SliCK report")
+
+
+def test_old_annotations_count_as_float32_and_no_other_dtype_reuses_them(golden: Path):
+    from slick_hf.recipe import annotation_jobs
+
+    script = SlickScriptArguments(
+        annotations_dir=str(golden / "annotated"),
+        relations="capital,city_country",
+        annotate_limits="train=10,dev=6,test=4,test_ood=3",
+    )
+    assert all(job.is_done() for job in annotation_jobs(script, "smollm2-135m", "float32"))
+    assert not any(job.is_done() for job in annotation_jobs(script, "smollm2-135m", "bfloat16"))

@@ -57,7 +57,7 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
             f"## Config `{meta['config_name']}`",
             "",
             f"- Model: `{model.get('model_id')}` at revision `{model.get('model_revision')}`",
-            f"- Engine: `{model.get('engine')}`; sampling: {sampling}",
+            f"- Engine: `{model.get('engine')}`, computing in `{model.get('dtype', 'float32')}`; sampling: {sampling}",
             f"- Source data: `{meta['dataset']['source']}`, relations {', '.join(meta['dataset']['relations'])}",
             "- SliCK parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())),
         ]

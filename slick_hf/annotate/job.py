@@ -16,6 +16,7 @@ from slick_hf.annotate.rows import exemplar_pools_by_relation
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.user import load_question_splits
 from slick_hf.engines.base import Engine
+from slick_hf.errors import SlickError
 from slick_hf.hub import META_FILE, config_name_for, write_dataset_repo
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class AnnotateJob:
     slick: SlickConfig = field(default_factory=SlickConfig)
     chunk_size: int = 32
     split_suffix: str = ""
+    dtype: str = "float32"  # what the engine computes in (resolved; "server" behind servers)
 
     def signature(self) -> dict:
         """What decides a split's content: a finished split with the same signature is reused."""
@@ -45,6 +47,7 @@ class AnnotateJob:
             "relations": self.relations if isinstance(self.relations, str | None) else list(self.relations),
             "limit_per_relation": self.limit_per_relation,
             "slick": self.slick.to_dict(),
+            "dtype": self.dtype,
         }
 
     def is_done(self) -> bool:
@@ -53,7 +56,7 @@ class AnnotateJob:
         if not meta_path.exists():
             return False
         done = json.loads(meta_path.read_text()).get("splits", {})
-        return all(done.get(s + self.split_suffix, {}).get("job") == self.signature() for s in self.splits)
+        return all(_with_dtype(done.get(s + self.split_suffix, {}).get("job")) == self.signature() for s in self.splits)
 
     @cached_property
     def inputs(self) -> tuple[DatasetDict, dict, str]:
@@ -66,6 +69,9 @@ class AnnotateJob:
 
     def run(self, engine: Engine) -> Path:
         """Annotate every requested split and write the folder; returns it."""
+        served = engine.info().get("dtype")  # server engines do not know theirs
+        if served is not None and served != self.dtype:
+            raise SlickError(f"the engine computes in {served}, but this annotation job is for {self.dtype}")
         questions, pools, report = self.inputs
         relations = sorted(pools)
         config_name = self.config_name or config_name_for(self.model)
@@ -95,3 +101,8 @@ class AnnotateJob:
         write_dataset_repo(out_dir, config_name, annotated, meta, render_annotation_section)
         logger.info("Annotated dataset written to %s (config %s)", out_dir, config_name)
         return out_dir
+
+
+def _with_dtype(job: dict | None) -> dict | None:
+    """A recorded job signature; those written before dtypes were recorded are float32's."""
+    return job if job is None or "dtype" in job else {**job, "dtype": "float32"}

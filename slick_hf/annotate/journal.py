@@ -70,7 +70,9 @@ def run_fingerprint(
             "chunk_size": chunk_size,
             "pools": pools,
             "config": config.to_dict(),
-            "model": [engine_info.get("model_id"), engine_info.get("model_revision")],
+            # float32 was the only dtype before dtypes were recorded: its journals keep their names
+            "model": [engine_info.get("model_id"), engine_info.get("model_revision")]
+            + ([engine_info["dtype"]] if engine_info.get("dtype", "float32") != "float32" else []),
         },
         sort_keys=True,
     )

@@ -29,6 +29,7 @@ def main(argv: Sequence[str]) -> None:
         config_name=args.config_name,
         slick=slick,
         chunk_size=args.chunk_size,
+        dtype=engine_args.resolved_dtype(),
     )
     job.inputs  # noqa: B018 - load and check the questions before any model or server is touched
     engine = make_engine(args.model, engine_args)

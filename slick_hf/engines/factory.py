@@ -9,7 +9,6 @@ ENGINES = {
     "tgi": "TGIEngine (Text Generation Inference servers)",
     "openai": "OpenAIEngine (OpenAI-compatible servers: vLLM, SGLang, llama.cpp, TGI's /v1)",
 }
-IN_PROCESS = ("transformers", "transformers-plain")
 
 
 def engine_class(name: str) -> type[Engine]:
@@ -36,16 +35,20 @@ def engine_class(name: str) -> type[Engine]:
 def make_engine(model: str, args) -> Engine:
     """The engine `args.engine` serving `model`, in process or at `args.endpoint` URLs.
 
-    `args` is a `slick_hf.configs.EngineArguments` (engine, endpoint, batch_size, device,
+    `args` is a `slick_hf.configs.EngineArguments` (engine, endpoint, batch_size, device, dtype,
     trust_remote_code and the server engines' retry and timeout options).
     """
     if args.engine not in ENGINES:
         raise SlickError(f"unknown engine {args.engine!r}; choose one of {', '.join(ENGINES)}")
-    if args.engine in IN_PROCESS:
+    if args.in_process:
         if args.endpoint:
             raise SlickError("--endpoint is for server engines; the transformers engines run in process")
         return engine_class(args.engine)(
-            model, batch_size=args.batch_size, device=args.device, trust_remote_code=args.trust_remote_code
+            model,
+            batch_size=args.batch_size,
+            device=args.device,
+            dtype=args.resolved_dtype(),
+            trust_remote_code=args.trust_remote_code,
         )
     if not args.endpoint:
         raise SlickError(f"the {args.engine} engine needs at least one --endpoint URL (repeat it for several servers)")

@@ -5,6 +5,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from datasets import Dataset
 from trl import SFTTrainer
 
@@ -13,6 +14,7 @@ from slick_hf.core.slick import KNOWN
 from slick_hf.distributed import is_main_process
 from slick_hf.engines.plain import PlainTransformersEngine
 from slick_hf.evaluate.scoring import generate_answers, score
+from slick_hf.hardware import configure_threads, resolve_dtype
 from slick_hf.runs import DYNAMICS_FILE
 
 logger = logging.getLogger(__name__)
@@ -82,7 +84,9 @@ class SlickSFTTrainer(SFTTrainer):
             self.args.eval_batch_size_generate,
         )
         self.model.eval()
-        return generate_answers(engine, prompts, self.args.eval_max_new_tokens, self.args.eval_batch_size_generate)
+        bf16_cpu = bool(self.args.bf16) and self.model.device.type == "cpu"  # as in training: bf16 autocast
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_cpu):
+            return generate_answers(engine, prompts, self.args.eval_max_new_tokens, self.args.eval_batch_size_generate)
 
     def generation_metrics(self, prefix: str) -> dict[str, float]:
         """Dev exact match, and which train examples the model fits, by Known/Unknown."""
@@ -121,7 +125,14 @@ def build_trainer(train: Dataset, dev: Dataset, script, training, model_args) ->
     from slick_hf.models import load_causal_lm, load_tokenizer, resolve_model
 
     resolved = resolve_model(model_args.model_name_or_path)
-    dtype = model_args.dtype if model_args.dtype not in (None, "auto") else "auto"
+    on_gpu = torch.cuda.is_available() and not training.use_cpu
+    dtype = resolve_dtype(model_args.dtype, "cuda" if on_gpu else "cpu")
+    if not on_gpu:
+        configure_threads()
+        if dtype == "bfloat16" and not training.bf16:
+            logger.info("training with bf16 autocast (fp32 master weights): --dtype float32 turns it off")
+            training.bf16 = True
+        dtype = "float32"  # CPU: fp32 weights, bf16 compute under autocast
     model = load_causal_lm(resolved, dtype, "cpu", training.trust_remote_code)
     tokenizer = load_tokenizer(resolved, training.trust_remote_code)
     tokenizer.padding_side = "right"

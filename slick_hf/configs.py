@@ -305,8 +305,15 @@ class SweepArguments:
         default=None, metadata={"help": "run only these run names or variant kinds of the plan, same |D|"}
     )
     sweep_keep_weights: bool = field(default=False, metadata={"help": "keep every run's weights"})
+    sweep_seeds: int = field(
+        default=1,
+        metadata={"help": "runs per variant: seed k draws D with variant_seed + k and trains with seed + k"},
+    )
     no_report: bool = field(default=False, metadata={"help": "do not write the report at the end"})
     report_only: bool = field(default=False, metadata={"help": "train nothing: (re)write the sweep's report"})
+
+    def __post_init__(self) -> None:
+        _positive(self, "sweep_seeds")
 
     def ratios(self) -> list[float]:
         """`sweep_ratios` as numbers in [0, 1]."""

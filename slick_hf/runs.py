@@ -22,7 +22,7 @@ from pathlib import Path
 
 from slick_hf.errors import SlickError
 from slick_hf.variants.plan import plan_names, sweep_plan
-from slick_hf.variants.spec import parse_variant_name
+from slick_hf.variants.spec import parse_variant_name, split_seed
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ class Run:
     path: Path
     kind: str
     ratio: float | None
+    variant: str = ""  # the name without its seed suffix
+    seed: int = 0
     results: dict = field(default_factory=dict)
     dynamics: list[dict] = field(default_factory=list)
     train: dict = field(default_factory=dict)  # train_complete.json without log_history
@@ -135,7 +137,8 @@ def _read_json(path: Path, problems: list[str]):
 def read_run(path: Path) -> Run:
     """Read a run folder; what is missing or unreadable goes to `Run.problems`, never raises."""
     kind, ratio = parse_variant_name(path.name)
-    run = Run(path.name, path, kind, ratio)
+    variant, seed = split_seed(path.name)
+    run = Run(path.name, path, kind, ratio, variant, seed)
     run.results = _read_json(path / RESULTS_FILE, run.problems) or {}
     train = _read_json(path / TRAIN_DONE, run.problems) or {}
     run.train = {k: v for k, v in train.items() if k != "log_history"}
@@ -168,6 +171,54 @@ def is_run_dir(path: Path) -> bool:
 
 
 @dataclass
+class RunGroup:
+    """The complete runs of one variant over its seeds (`D_unk0.50`, `D_unk0.50-s1`, ...), read as one:
+    metrics are means over seeds; dynamics and epochs are those of the first seed."""
+
+    name: str
+    runs: list[Run]
+
+    @property
+    def kind(self) -> str:
+        """The variant kind (ratio, known, idk, a category, natural, other)."""
+        return self.runs[0].kind
+
+    @property
+    def ratio(self) -> float | None:
+        """The Unknown ratio of ratio, known and idk variants."""
+        return self.runs[0].ratio
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of its runs."""
+        return [r.seed for r in self.runs]
+
+    @property
+    def results(self) -> dict:
+        """The first seed's results (question counts are the same for every seed)."""
+        return self.runs[0].results
+
+    def values(self, point: str, split: str, key: str = "exact_match") -> list[float] | None:
+        """One metric (a fraction) per seed, or None when a seed lacks it."""
+        vals = [r.results.get(point, {}).get(split, {}).get(key) for r in self.runs]
+        return None if any(v is None for v in vals) else vals
+
+    def metric(self, point: str, split: str, key: str = "exact_match") -> float | None:
+        """The mean over seeds, in percent (counts as they are), or None."""
+        vals = self.values(point, split, key)
+        if vals is None:
+            return None
+        mean = sum(vals) / len(vals)
+        return mean if key.startswith("count") else 100.0 * mean
+
+    def __getattr__(self, name: str):
+        # size, dynamics, es_epoch, last_epoch, dynamics_at, info, summary: the first seed's
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.runs[0], name)
+
+
+@dataclass
 class Runs:
     """A folder of runs (a sweep), with the sweep's plan when it has a sweep.json."""
 
@@ -176,16 +227,25 @@ class Runs:
     sweep: dict
     expected: list[str]
 
-    def get(self, name: str, complete: bool = True) -> Run | None:
-        """The named run (only when complete, unless `complete=False`), or None."""
-        run = self.runs.get(name)
-        if run is None or (complete and not run.complete):
-            return None
-        return run
+    def get(self, name: str) -> RunGroup | None:
+        """The complete runs of the named variant over its seeds, or None when it has none."""
+        runs = sorted((r for r in self.runs.values() if r.variant == name and r.complete), key=lambda r: r.seed)
+        return RunGroup(name, runs) if runs else None
 
-    def by_kind(self, kind: str) -> list[Run]:
-        """The complete runs of one variant kind, by Unknown ratio."""
-        return sorted((r for r in self.runs.values() if r.kind == kind and r.complete), key=lambda r: r.ratio or 0.0)
+    @property
+    def groups(self) -> dict[str, RunGroup]:
+        """Every variant with a complete run, over its seeds."""
+        names = dict.fromkeys(r.variant for r in sorted(self.runs.values(), key=lambda r: r.name))
+        return {n: g for n in names if (g := self.get(n)) is not None}
+
+    def by_kind(self, kind: str) -> list[RunGroup]:
+        """The variants of one kind with complete runs, by Unknown ratio."""
+        return sorted((g for g in self.groups.values() if g.kind == kind), key=lambda g: g.ratio or 0.0)
+
+    @property
+    def seeds(self) -> list[int]:
+        """Every seed a complete run has."""
+        return sorted({r.seed for r in self.runs.values() if r.complete})
 
     @property
     def size(self) -> int | None:

@@ -125,6 +125,11 @@ def _check_fingerprint(old: dict, new: dict, folder: Path) -> None:
         )
 
 
+def _seeded(script, variant: str, ratio: float, seed: int):
+    """The recipe arguments of one planned run at seed offset `seed`."""
+    return dataclasses.replace(script, variant=variant, unknown_ratio=ratio, variant_seed=script.variant_seed + seed)
+
+
 def run_sweep(
     script,
     training,
@@ -137,13 +142,16 @@ def run_sweep(
     report_only: bool = False,
     command: str | None = None,
     keep_weights: bool = False,
+    seeds: int = 1,
 ) -> Path:
     """Run (or resume) the sweep; write the report. Returns the sweep folder.
 
     `ratios` and `variants` (kinds) make the plan, and |D| is chosen over the whole plan; `only`
     then runs a subset of it (same folder). `relations` restricts the train split D is drawn from.
     Each run's weights are dropped once it is evaluated unless `keep_weights` (the report needs
-    none of them, and they are about twice the model's size per run).
+    none of them, and they are about twice the model's size per run). `seeds` runs each variant that
+    many times, seed k drawing D with `variant_seed + k` and training with `seed + k` (run names
+    `D_unk0.50`, `D_unk0.50-s1`, ...); the report gives means over seeds with their intervals.
     """
     from slick_hf.hub import config_name_for
     from slick_hf.recipe import annotation_jobs, ensure_annotations, run_recipe
@@ -186,7 +194,8 @@ def run_sweep(
     state |= {
         "config": fp,
         "size_rule": how,
-        "plan": plan_names(plan),
+        "plan": [_seeded(script, v, x, k).variant_spec().name for v, x in plan for k in range(seeds)],
+        "seeds": seeds,
         "infeasible": infeasible,
         "command": command or state.get("command"),
     }
@@ -209,21 +218,23 @@ def run_sweep(
 
     save()
     failed = []
-    for k, (variant, ratio) in enumerate(runnable, 1):
-        name = variant_name(variant, ratio)
+    todo = [(v, x, seed) for seed in range(seeds) for v, x in runnable]
+    for k, (variant, ratio, seed) in enumerate(todo, 1):
+        run_script = dataclasses.replace(
+            _seeded(base_script, variant, ratio, seed), train_size=size, keep_weights=keep_weights
+        )
+        name = run_script.variant_spec().name
         run_dir = folder / name
         if run_is_done(run_dir):
-            print(f"sweep [{k}/{len(runnable)}] {name}: already done")
+            print(f"sweep [{k}/{len(todo)}] {name}: already done")
             state["runs"].setdefault(name, {"status": "done"})
             continue
-        print(f"sweep [{k}/{len(runnable)}] {name}: running")
+        print(f"sweep [{k}/{len(todo)}] {name}: running")
         t0 = time.time()
-        run_script = dataclasses.replace(
-            base_script, variant=variant, unknown_ratio=ratio, train_size=size, keep_weights=keep_weights
-        )
         run_training = copy.deepcopy(training)
         run_training.output_dir = str(folder)
         run_training.run_name = None
+        run_training.seed = training.seed + seed
         try:
             run_recipe(run_script, run_training, copy.deepcopy(model_args))
         except KeyboardInterrupt:
@@ -237,7 +248,7 @@ def run_sweep(
         else:
             state["runs"][name] = {"status": "done", "seconds": round(time.time() - t0, 1)}
         save()
-        print(f"sweep [{k}/{len(runnable)}] {name}: {state['runs'][name]['status']} in {time.time() - t0:.0f} s")
+        print(f"sweep [{k}/{len(todo)}] {name}: {state['runs'][name]['status']} in {time.time() - t0:.0f} s")
     state["last_sweep_seconds"] = round(time.time() - started, 1)
     save()
     print(f"sweep: finished in {time.time() - started:.0f} s")

@@ -190,3 +190,24 @@ def test_sweep_relations_and_kinds_restrict_the_pool_and_plan(annotated_dir: Pat
         run_sweep(*_parse(_args(annotated_dir, tmp_path)), relations=["nowhere"])
     with pytest.raises(SlickError, match="unknown variant kind"):
         run_sweep(*_parse(_args(annotated_dir, tmp_path)), variants=["bogus"])
+
+
+def test_sweep_seeds_run_every_variant_with_its_own_draw_and_training_seed(
+    annotated_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    calls = []
+
+    def fake_run_recipe(script, training, model_args):
+        name = script.variant_spec().name
+        calls.append((name, script.variant_seed, training.seed))
+        write_run(Path(training.output_dir), name, random.Random(len(calls)))
+        return Path(training.output_dir) / name
+
+    monkeypatch.setattr(recipe, "run_recipe", fake_run_recipe)
+    script, training, model = _parse(_args(annotated_dir, tmp_path))
+    folder = run_sweep(script, training, model, variants=["ratio"], seeds=3, report=False)
+    names = sorted(c[0] for c in calls)
+    assert len(calls) == 15 and "D_unk0.50" in names and "D_unk0.50-s1" in names and "D_unk0.50-s2" in names
+    assert {(c[1], c[2] - training.seed) for c in calls} == {(0, 0), (1, 1), (2, 2)}
+    plan = json.loads((folder / SWEEP_FILE).read_text())["plan"]
+    assert len(plan) == 15 and plan.count("D_unk0.25-s2") == 1

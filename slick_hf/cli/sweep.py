@@ -25,4 +25,5 @@ def main(argv: Sequence[str]) -> None:
         report_only=sweep.report_only,
         command=" ".join(["slick-hf", "sweep", *argv]),
         keep_weights=sweep.sweep_keep_weights,
+        seeds=sweep.sweep_seeds,
     )

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from slick_hf.core.slick import CATEGORIES
 from slick_hf.report.paper import PAPER_IDK, PAPER_TABLE
-from slick_hf.report.stats import fit_equation1
-from slick_hf.runs import POINT_LABEL, STOPPING_POINTS, Run, Runs
+from slick_hf.report.stats import Estimate, difference, fit_equation1, seed_mean
+from slick_hf.runs import POINT_LABEL, STOPPING_POINTS, Run, RunGroup, Runs
 
 SPLITS = ("test", "test_ood")
 SPLIT_LABEL = {"test": "in-distribution test", "test_ood": "out-of-distribution test"}
@@ -27,8 +27,39 @@ def pct_label(ratio: float | None) -> str:
     return "–" if ratio is None else f"{100 * ratio:g}%"
 
 
-def evaluated_points(runs: Runs, names: Sequence[str], split: str) -> Iterator[tuple[str, Run, str]]:
-    """(name, run, stopping point) for each named complete run, at each point evaluated on `split`."""
+def trials(metrics: dict, key: str) -> int:
+    """How many questions a metric of `metrics` is a share of (e.g. the answered ones for accuracy on answered)."""
+    for prefix, count in (("exact_match_answered", "answered"), ("exact_match", None), ("answered", None)):
+        if key.startswith(prefix):
+            suffix = key[len(prefix) :]
+            n = metrics.get(f"count{suffix}") or 0
+            return round((metrics.get(f"{count}{suffix}") or 0) * n) if count else n
+    raise KeyError(key)
+
+
+def estimate(group: RunGroup | None, point: str, split: str, key: str = "exact_match") -> Estimate | None:
+    """A variant's metric over its seeds with its uncertainty (fractions; `stats.seed_mean`)."""
+    if group is None:
+        return None
+    values = group.values(point, split, key)
+    if values is None or split not in group.results.get(point, {}):
+        return None
+    return seed_mean(values, trials(group.results[point][split], key))
+
+
+def fmt_estimate(e: Estimate | None) -> str:
+    """A percentage with its 95% interval, e.g. `41.2 [37.3, 45.1]`; a dash when there is none."""
+    if e is None:
+        return "–"
+    return f"{100 * e.mean:.1f} [{100 * e.low:.1f}, {100 * e.high:.1f}]"
+
+
+def _as_dict(e: Estimate | None) -> dict | None:
+    return e.as_dict() if e is not None else None
+
+
+def evaluated_points(runs: Runs, names: Sequence[str], split: str) -> Iterator[tuple[str, RunGroup, str]]:
+    """(name, variant's runs, stopping point) for each named variant, at each point evaluated on `split`."""
     for name in names:
         run = runs.get(name)
         if run is None:
@@ -39,21 +70,21 @@ def evaluated_points(runs: Runs, names: Sequence[str], split: str) -> Iterator[t
 
 
 def category_rows(runs: Runs, split: str, with_paper: bool) -> tuple[list[str], list[list[str]]]:
-    """Per-category accuracy of every complete run at both stopping points."""
+    """Per-category accuracy (mean over seeds [95% interval]) of every variant at both stopping points."""
     ordered = [*SINGLE, *(r.name for k in ("ratio", "known", "idk", "other") for r in runs.by_kind(k))]
-    first = next(evaluated_points(runs, list(runs.runs), split), None)
+    first = next(evaluated_points(runs, list(runs.groups), split), None)
     if first is None:
         return [], []
     _, run, p = first
     counts = {c: run.results[p][split].get(f"count_{c}") for c in CATEGORIES} | {"": run.results[p][split].get("count")}
-    header = ["train set", "stopping point", f"Full (n={counts['']})"]
+    header = ["train set", "seeds", "stopping point", f"Full (n={counts['']})"]
     header += [f"{c} (n={counts[c]})" for c in CATEGORIES]
     if with_paper:
         header.append("paper: Full / HK / MK / WK / Unk")
     rows = []
     for name, run, p in evaluated_points(runs, ordered, split):
-        cells = [fmt(run.metric(p, split))] + [fmt(run.metric(p, split, f"exact_match_{c}")) for c in CATEGORIES]
-        row = [name, POINT_LABEL[p], *cells]
+        keys = ["exact_match", *(f"exact_match_{c}" for c in CATEGORIES)]
+        row = [name, len(run.runs), POINT_LABEL[p], *(fmt_estimate(estimate(run, p, split, k)) for k in keys)]
         if with_paper:
             ref = PAPER_TABLE.get(name, {}).get(p)
             row.append(" / ".join(f"{v:g}" for v in ref) if ref else "")
@@ -62,7 +93,7 @@ def category_rows(runs: Runs, split: str, with_paper: bool) -> tuple[list[str], 
 
 
 def known_vs_d(runs: Runs, split: str) -> list[dict]:
-    """Per Unknown ratio: accuracy of D and of D_Known at both stopping points."""
+    """Per Unknown ratio: accuracy of D and of D_Known at both stopping points, and their difference."""
     out = []
     for d in runs.by_kind("ratio"):
         if d.ratio >= 1.0:
@@ -72,6 +103,8 @@ def known_vs_d(runs: Runs, split: str) -> list[dict]:
         for p in STOPPING_POINTS:
             row[f"d_{p}"] = d.metric(p, split)
             row[f"known_{p}"] = known.metric(p, split) if known else None
+            a, b = estimate(known, p, split), estimate(d, p, split)
+            row[f"gap_{p}"] = difference(a, b).as_dict() if a and b and not row["same_run"] else None
         out.append(row)
     return out
 
@@ -121,6 +154,7 @@ def eq1_points(runs: Runs, source: str) -> tuple[list[dict], list[str]]:
             points.append(
                 {
                     "run": run.name,
+                    "cluster": run.name,
                     "at": where,
                     "epoch": float(row["epoch"]),
                     "accuracy": acc,
@@ -144,7 +178,10 @@ def eq1_fits(runs: Runs) -> list[Eq1Fit]:
         fit = None
         if len(points) >= 3:
             fit = fit_equation1(
-                [p["accuracy"] for p in points], [p["known_fit"] for p in points], [p["unknown_fit"] for p in points]
+                [p["accuracy"] for p in points],
+                [p["known_fit"] for p in points],
+                [p["unknown_fit"] for p in points],
+                clusters=[p["cluster"] for p in points],
             )
         out.append(Eq1Fit(source, description, points, fit, excluded))
     return out
@@ -159,6 +196,8 @@ def idk_rows(runs: Runs, split: str) -> list[dict]:
             "answered": run.metric(p, split, "answered"),
             "accuracy_answered": run.metric(p, split, "exact_match_answered"),
             "accuracy": run.metric(p, split),
+            "accuracy_answered_estimate": _as_dict(estimate(run, p, split, "exact_match_answered")),
+            "accuracy_estimate": _as_dict(estimate(run, p, split)),
             "paper": PAPER_IDK[name][p] if split == "test" else None,
         }
         for name, run, p in evaluated_points(runs, ("D_unk0.50", "D_IDK_unk0.50"), split)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slick_hf.report.analysis import SPLIT_LABEL, SPLITS, Eq1Fit, known_vs_d, run_order
+from slick_hf.report.analysis import SPLIT_LABEL, SPLITS, Eq1Fit, estimate, known_vs_d, run_order
 from slick_hf.runs import POINT_LABEL, STOPPING_POINTS, Runs
 
 DPI = 100
@@ -30,8 +30,20 @@ def _save(fig, path: Path) -> None:
     _plt().close(fig)
 
 
+def _known_name(ratio: float) -> str:
+    return "D_unk0.00" if ratio == 0 else f"D_Known_unk{ratio:.2f}"
+
+
+def _error_line(ax, points, **style) -> None:
+    """Means over seeds with their 95% intervals as error bars (percent)."""
+    xs = [x for x, _ in points]
+    ys = [100 * e.mean for _, e in points]
+    err = [[100 * (e.mean - e.low) for _, e in points], [100 * (e.high - e.mean) for _, e in points]]
+    ax.errorbar(xs, ys, yerr=err, capsize=3, **style)
+
+
 def plot_accuracy_vs_unknown(runs: Runs, path: Path) -> bool:
-    """Test accuracy against the share of Unknown examples in D (and D_Known); False if no run."""
+    """Test accuracy (mean over seeds, 95% interval) against the share of Unknown examples in D and D_Known."""
     d_runs = runs.by_kind("ratio")
     if not d_runs:
         return False
@@ -43,18 +55,16 @@ def plot_accuracy_vs_unknown(runs: Runs, path: Path) -> bool:
         pairs = known_vs_d(runs, split)
         for p in STOPPING_POINTS:
             color, marker = styles[p]
-            xs = [100 * r.ratio for r in d_runs if r.metric(p, split) is not None]
-            ys = [r.metric(p, split) for r in d_runs if r.metric(p, split) is not None]
-            ax.plot(xs, ys, color=color, marker=marker, label=f"D, {POINT_LABEL[p]}")
-            known = [(100 * r["ratio"], r[f"known_{p}"]) for r in pairs if r[f"known_{p}"] is not None]
+            dodge = {"early_stop": -0.8, "convergence": 0.8}[p]  # side by side, so the error bars stay apart
+            points = [(100 * g.ratio + dodge, e) for g in d_runs if (e := estimate(g, p, split)) is not None]
+            _error_line(ax, points, color=color, marker=marker, label=f"D, {POINT_LABEL[p]}")
+            known = [
+                (100 * r["ratio"] + 2 * dodge, estimate(runs.get(_known_name(r["ratio"])), p, split)) for r in pairs
+            ]
+            known = [(x, e) for x, e in known if e is not None]
             if len(known) > 1:
-                ax.plot(
-                    *zip(*known, strict=True),
-                    color=color,
-                    marker=marker,
-                    ls="--",
-                    mfc="none",
-                    label=f"D_Known, {POINT_LABEL[p]}",
+                _error_line(
+                    ax, known, color=color, marker=marker, ls="--", mfc="none", label=f"D_Known, {POINT_LABEL[p]}"
                 )
         ax.set_title(SPLIT_LABEL[split])
         ax.set_ylim(bottom=0)

@@ -30,6 +30,7 @@ from slick_hf.report.analysis import (
 from slick_hf.report.findings import findings, noise_sentence
 from slick_hf.report.paper import PAPER_EQ1
 from slick_hf.report.plots import write_plots
+from slick_hf.report.verdicts import verdicts
 from slick_hf.runs import POINT_LABEL, Runs, load_runs
 
 logger = logging.getLogger(__name__)
@@ -129,11 +130,12 @@ def tables_markdown(runs: Runs, fits: list[Eq1Fit]) -> str:
         "",
         f"OLS over (run, epoch) points; N_kn, N_unk = Known / Unknown train examples the model answers correctly "
         f"at that epoch (training_dynamics.jsonl), over the sweep's |D| = {runs.size}. Intervals: "
-        "s^2 (X^T X)^-1 standard errors and Student t quantiles. Our runs record test accuracy only at "
-        "EARLY_STOP and CONVERGENCE, so the test fits have 2 points per run; the dev fit uses every epoch "
-        "but dev also chose EARLY_STOP. Points of one run, and all points of one test set, are not "
-        "independent, so the intervals are narrower than they should be: read them as a lower bound on the "
-        "uncertainty. " + (f"Left out: {', '.join(excluded)}." if excluded else ""),
+        "cluster-robust (CR1) standard errors with the run (variant and seed) as the cluster, since the "
+        "points of one run are not independent, and Student t quantiles with (runs - 1) degrees of freedom. "
+        "Our runs record test accuracy only at EARLY_STOP and CONVERGENCE, so the test fits have 2 points "
+        "per run; the dev fit uses every epoch but dev also chose EARLY_STOP. All points of one test set "
+        "share its questions, which these intervals do not model. "
+        + (f"Left out: {', '.join(excluded)}." if excluded else ""),
         "",
     ]
     for split in SPLITS:
@@ -244,8 +246,8 @@ def status_lines(runs: Runs) -> list[str]:
 
 
 PLOTS = {
-    "accuracy_vs_unknown.png": "Test accuracy against the share of Unknown examples in D, at EARLY_STOP and "
-    "CONVERGENCE; dashed: D_Known (D with those Unknown examples removed).",
+    "accuracy_vs_unknown.png": "Test accuracy (mean over seeds, 95% interval) against the share of Unknown "
+    "examples in D, at EARLY_STOP and CONVERGENCE; dashed: D_Known (D with those Unknown examples removed).",
     "train_fit.png": "Share of Known and Unknown train examples the model fits, per epoch (the paper's Figure 1 "
     "and 4 shapes); the dotted line marks EARLY_STOP.",
     "dev_accuracy.png": "Dev accuracy per epoch; a dot marks EARLY_STOP.",
@@ -253,7 +255,14 @@ PLOTS = {
 }
 
 
-def readme_markdown(runs: Runs, found: list[str], plots: Sequence[str], tables: str) -> str:
+def verdicts_markdown(judged: list[dict]) -> str:
+    """The verdicts table: each of the paper's findings, our verdict and the statistic that decides it."""
+    rows = [[v["finding"], v["claim"], f"**{v['verdict']}**", v["statistic"]] for v in judged]
+    return markdown_table(["#", "the paper's finding", "here", "deciding statistic (95% interval)"], rows)
+
+
+def readme_markdown(runs: Runs, found: list[str], plots: Sequence[str], tables: str, judged: list[dict]) -> str:
+    """README.md of the report: runs, verdicts, findings, plots, tables."""
     lines = [
         "# SliCK report",
         "",
@@ -263,6 +272,14 @@ def readme_markdown(runs: Runs, found: list[str], plots: Sequence[str], tables: 
         "## Runs",
         "",
         *[f"- {s}" for s in status_lines(runs)],
+        "",
+        "## Verdicts",
+        "",
+        "Each finding of the paper, judged by an interval: **reproduced** when it lies on the paper's side, "
+        "**not reproduced** when it lies on the other side, **inconclusive** when it straddles. Accuracies are "
+        "means over seeds; their intervals combine the test set's binomial noise and the spread of seeds.",
+        "",
+        verdicts_markdown(judged),
         "",
         "## Findings",
         "",
@@ -284,10 +301,12 @@ def readme_markdown(runs: Runs, found: list[str], plots: Sequence[str], tables: 
     return "\n".join(lines).rstrip() + "\n"
 
 
-def report_json(runs: Runs, fits: list[Eq1Fit], found: list[str]) -> dict:
+def report_json(runs: Runs, fits: list[Eq1Fit], found: list[str], judged: list[dict]) -> dict:
+    """Every number of the report."""
     return {
         "runs_dir": str(runs.folder),
         "size": runs.size,
+        "seeds": runs.seeds,
         "complete": sorted(n for n, r in runs.runs.items() if r.complete),
         "missing": runs.missing,
         "infeasible": runs.infeasible,
@@ -307,6 +326,7 @@ def report_json(runs: Runs, fits: list[Eq1Fit], found: list[str]) -> dict:
         "idk": {s: idk_rows(runs, s) for s in SPLITS},
         "dynamics": dynamics_rows(runs),
         "findings": found,
+        "verdicts": judged,
     }
 
 
@@ -339,10 +359,12 @@ def write_report(runs_dir: Path, out_dir: Path | None = None) -> Path:
     plots = write_plots(runs, fits, out)
     tables = tables_markdown(runs, fits)
     found = findings(runs, fits)
+    judged = verdicts(runs, fits)
+    record = report_json(runs, fits, found, judged)
     atomic_write_text(out / "tables.md", tables + "\n")
-    atomic_write_text(out / "report.json", json.dumps(report_json(runs, fits, found), indent=2, default=str) + "\n")
+    atomic_write_text(out / "report.json", json.dumps(record, indent=2, default=str) + "\n")
     atomic_write_text(out / "equation1_points.csv", _points_csv(fits))
-    atomic_write_text(out / "README.md", readme_markdown(runs, found, plots, tables))
+    atomic_write_text(out / "README.md", readme_markdown(runs, found, plots, tables, judged))
     for name, problems in runs.incomplete.items():
         logger.warning("%s: %s", name, "; ".join(problems))
     for name in runs.missing:

@@ -11,8 +11,10 @@ inverted by bisection), which agrees with scipy to ~1e-10. No normal approximati
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -132,11 +134,16 @@ class OLSFit:
         return lo > 0 or hi < 0
 
 
-def ols(X: np.ndarray, y: np.ndarray, names: Sequence[str], level: float = 0.95) -> OLSFit:
+def ols(
+    X: np.ndarray, y: np.ndarray, names: Sequence[str], level: float = 0.95, clusters: Sequence | None = None
+) -> OLSFit:
     """Fit y = X b by least squares. X must already hold the intercept column.
 
-    With fewer points than coefficients plus one (no residual degrees of freedom) or a rank-deficient
-    X, coefficients are the minimum-norm solution and standard errors / intervals are None.
+    With `clusters` (one label per point: points of one run are not independent) the covariance is
+    the cluster-robust sandwich (CR1: G/(G-1) (n-1)/(n-p) small-sample factor) and the t quantile has
+    G - 1 degrees of freedom; without, it is s^2 (X^T X)^-1 with n - p. With too few points or
+    clusters, or a rank-deficient X, coefficients are the minimum-norm solution and standard errors
+    and intervals are None.
     """
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -152,13 +159,25 @@ def ols(X: np.ndarray, y: np.ndarray, names: Sequence[str], level: float = 0.95)
     r2 = 1.0 - rss / tss if tss > 0 else None
     df = n - p
     deficient = rank < p
+    groups = sorted(set(clusters), key=str) if clusters is not None else None
+    if groups is not None:
+        df = min(df, len(groups) - 1)
     se: list[float | None] = [None] * p
     lo: list[float | None] = [None] * p
     hi: list[float | None] = [None] * p
     t_crit = None
     if df > 0 and not deficient:
-        s2 = rss / df
-        cov = s2 * np.linalg.inv(X.T @ X)
+        bread = np.linalg.inv(X.T @ X)
+        if groups is None:
+            cov = rss / df * bread
+        else:
+            labels = np.array([str(c) for c in clusters])
+            meat = np.zeros((p, p))
+            for g in groups:
+                score = X[labels == str(g)].T @ resid[labels == str(g)]
+                meat += np.outer(score, score)
+            factor = len(groups) / (len(groups) - 1) * (n - 1) / (n - p)
+            cov = factor * bread @ meat @ bread
         t_crit = t_quantile(0.5 + level / 2.0, df)
         se = [float(math.sqrt(max(v, 0.0))) for v in np.diag(cov)]
         lo = [float(c - t_crit * s) for c, s in zip(coef, se, strict=True)]
@@ -179,9 +198,72 @@ def ols(X: np.ndarray, y: np.ndarray, names: Sequence[str], level: float = 0.95)
 
 
 def fit_equation1(
-    accuracy: Sequence[float], known_fit: Sequence[float], unknown_fit: Sequence[float], level: float = 0.95
+    accuracy: Sequence[float],
+    known_fit: Sequence[float],
+    unknown_fit: Sequence[float],
+    level: float = 0.95,
+    clusters: Sequence | None = None,
 ) -> OLSFit:
-    """Equation 1: accuracy (percent) on an intercept, N_kn/|D| and N_unk/|D| (fractions)."""
+    """Equation 1: accuracy (percent) on an intercept, N_kn/|D| and N_unk/|D| (fractions); `clusters`
+    (e.g. the run of each point) makes the intervals cluster-robust."""
     acc = np.asarray(accuracy, dtype=float)
     X = np.column_stack([np.ones(len(acc)), np.asarray(known_fit, float), np.asarray(unknown_fit, float)])
-    return ols(X, acc, EQ1_TERMS, level)
+    return ols(X, acc, EQ1_TERMS, level, clusters)
+
+
+# ---------------------------------------------------------------------------------------------
+# Intervals of accuracies.
+
+
+def proportion_interval(correct: int, n: int, level: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion (None without trials); good coverage at small n and near 0/1."""
+    if n <= 0:
+        return None
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class Estimate:
+    """A mean with its standard error and `level` interval, and how many values and trials made it."""
+
+    mean: float
+    se: float
+    low: float
+    high: float
+    seeds: int
+    n: int
+
+    def as_dict(self) -> dict:
+        """The estimate as a plain dict (report.json)."""
+        return asdict(self)
+
+
+def seed_mean(accuracies: Sequence[float], n: int, level: float = 0.95) -> Estimate | None:
+    """Mean accuracy (fractions) of one variant over seeds, each measured on the same `n` questions.
+
+    Its uncertainty has two parts: questions (binomial, p(1-p)/n per seed) and training seeds (their
+    spread). The standard error is the larger of the between-seed one (sd / sqrt(seeds)) and the
+    binomial one of the pooled accuracy, so a single seed or seeds that happen to agree still carry
+    the test set's own noise; the interval is normal (t with seeds - 1 df when the spread decides).
+    """
+    if not accuracies or n <= 0:
+        return None
+    k = len(accuracies)
+    mean = sum(accuracies) / k
+    binomial = math.sqrt(max(mean * (1 - mean), 1.0 / n) / (n * k))
+    spread = statistics.stdev(accuracies) / math.sqrt(k) if k > 1 else 0.0
+    se = max(binomial, spread)
+    q = t_quantile(0.5 + level / 2.0, k - 1) if spread > binomial else NormalDist().inv_cdf(0.5 + level / 2.0)
+    return Estimate(mean, se, mean - q * se, mean + q * se, k, n)
+
+
+def difference(a: Estimate, b: Estimate, level: float = 0.95) -> Estimate:
+    """a - b with independent errors (conservative for two runs scored on the same questions)."""
+    se = math.sqrt(a.se**2 + b.se**2)
+    q = NormalDist().inv_cdf(0.5 + level / 2.0)
+    d = a.mean - b.mean
+    return Estimate(d, se, d - q * se, d + q * se, min(a.seeds, b.seeds), min(a.n, b.n))

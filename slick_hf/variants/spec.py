@@ -13,6 +13,7 @@ SHARES = ("pool", "paper")
 RATIO_SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
 _PROMPT_FIELDS = ("question", "relation", "id")
 _COMPLETION_FIELDS = ("answer", "question", "relation", "id")
+_SEED_SUFFIX = re.compile(r"-s(?P<seed>\d+)$")
 _RATIO_NAME = re.compile(r"^D_(?:(?P<kind>Known|IDK)_)?unk(?P<ratio>\d+(?:\.\d+)?)$")
 
 
@@ -65,8 +66,8 @@ class VariantSpec:
 
     @property
     def name(self) -> str:
-        """The variant's name, e.g. D_unk0.50 (see `variant_name`)."""
-        return variant_name(self)
+        """The run's name: the variant's (`variant_name`), then `-s<seed>` for a seed other than 0."""
+        return variant_name(self) + (f"-s{self.seed}" if self.seed else "")
 
     def to_dict(self) -> dict:
         """The spec as a plain dict (recorded in summary.json)."""
@@ -87,8 +88,15 @@ def variant_name(spec: VariantSpec | str, unknown_ratio: float | None = None) ->
     return "D_Natural" if variant == "natural" else f"D_{variant}"
 
 
+def split_seed(name: str) -> tuple[str, int]:
+    """(variant name, seed) of a run name: `D_unk0.50-s2` -> (`D_unk0.50`, 2); no suffix is seed 0."""
+    m = _SEED_SUFFIX.search(name)
+    return (name[: m.start()], int(m["seed"])) if m else (name, 0)
+
+
 def parse_variant_name(name: str) -> tuple[str, float | None]:
-    """(variant, unknown ratio) of a name `variant_name` made; ("other", None) for any other name."""
+    """(variant, unknown ratio) of a name `variant_name` or `VariantSpec.name` made; ("other", None) otherwise."""
+    name = split_seed(name)[0]
     m = _RATIO_NAME.match(name)
     if m:
         kind = {"Known": "known", "IDK": "idk", None: "ratio"}[m["kind"]]

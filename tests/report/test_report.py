@@ -187,8 +187,8 @@ def test_report_builds_from_synthetic_runs(runs_dir: Path, tmp_path: Path) -> No
     assert "**D_WeaklyKnown**" in readme and "infeasible" in readme
     assert "**D_MaybeKnown** (no results.json" in readme
     # The per-category table, with the paper's numbers next to ours.
-    assert "| D_HighlyKnown | EARLY_STOP |" in tables and "40.5 / 98.7 / 60.1 / 9 / 0.6" in tables
-    assert "| D_Natural | CONVERGENCE |" in tables
+    assert "| D_HighlyKnown | 1 | EARLY_STOP |" in tables and "40.5 / 98.7 / 60.1 / 9 / 0.6" in tables
+    assert "| D_Natural | 1 | CONVERGENCE |" in tables
     assert "D versus D_Known" in tables and "| 0% (D_Known = D) |" in tables
     assert "I don't know" in tables
     report = json.loads((out / "report.json").read_text())

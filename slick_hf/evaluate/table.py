@@ -3,19 +3,25 @@
 from collections.abc import Mapping
 
 from slick_hf.core.slick import CATEGORIES
+from slick_hf.report.stats import proportion_interval
+
+
+def accuracy_cell(accuracy: float | None, n: int) -> str:
+    """`41.3 [30.8, 52.6] (n=75)`: an accuracy in percent with its 95% Wilson interval and its n."""
+    if accuracy is None or not n:
+        return f"– (n={n})"
+    low, high = proportion_interval(round(accuracy * n), n)
+    return f"{100 * accuracy:.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={n})"
 
 
 def results_rows(results: Mapping) -> list[list[str]]:
-    """One row per (stopping point, split): accuracy overall and per category, in percent."""
-
-    def pct(v) -> str:
-        return "–" if v is None else f"{100 * v:.1f}"
-
+    """One row per (stopping point, split): accuracy overall and per category, in percent, with intervals."""
     rows = []
     for point, splits in results.items():
         for split, m in splits.items():
-            cells = [pct(m.get(f"exact_match_{c}")) + f" (n={m.get(f'count_{c}', 0)})" for c in CATEGORIES]
-            rows.append([point, split, pct(m["exact_match"]) + f" (n={m['count']})", *cells, pct(m.get("answered"))])
+            cells = [accuracy_cell(m.get(f"exact_match_{c}"), m.get(f"count_{c}", 0)) for c in CATEGORIES]
+            answered = "–" if m.get("answered") is None else f"{100 * m['answered']:.1f}"
+            rows.append([point, split, accuracy_cell(m["exact_match"], m["count"]), *cells, answered])
     return rows
 
 
@@ -31,7 +37,7 @@ def print_results(results: Mapping, summary: Mapping | None = None) -> None:
     if summary is not None:
         counts = ", ".join(f"{c} {n}" for c, n in summary["categories"].items())
         console.print(f"fine-tuning set: {summary['size']} examples ({counts})")
-    table = Table(title="exact match % per SliCK category")
+    table = Table(title="exact match % per SliCK category [95% interval] (n questions)")
     for h in RESULTS_HEADER:
         table.add_column(h)
     for row in results_rows(results):

@@ -14,8 +14,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from slick_hf.data import entityquestions, geo
 from slick_hf.core.schema import QUESTION_FEATURES as FEATURES
+from slick_hf.data import entityquestions, geo
 from slick_hf.data.entityquestions import IN_DISTRIBUTION, OUT_OF_DISTRIBUTION, extract_subject
 from slick_hf.data.load import LoadReport, load_questions, relation_sets, resolve_relations, templates
 from slick_hf.errors import SlickError

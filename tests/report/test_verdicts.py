@@ -5,8 +5,8 @@ import random
 from pathlib import Path
 
 import pytest
-
 from report import test_report as synthetic
+
 from slick_hf.report.render import write_report
 from slick_hf.report.stats import Estimate
 from slick_hf.report.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, judge

@@ -14,6 +14,7 @@ from trl import ModelConfig, SFTConfig
 from slick_hf.core.prompts import DEFAULT_COMPLETION_TEMPLATE, DEFAULT_PROMPT_TEMPLATE
 from slick_hf.core.slick import SlickConfig
 from slick_hf.errors import SlickError
+from slick_hf.hub import check_config_name
 from slick_hf.variants.spec import RATIO_SWEEP, SHARES, VARIANTS, VariantSpec
 
 
@@ -165,6 +166,19 @@ class EngineArguments:
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size", "concurrency")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise SlickError(f"--max-retries must be >= 0, got {self.max_retries}")
+        for name in ("retry_budget", "request_timeout", "startup_timeout"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < float("inf"):
+                raise SlickError(f"--{name.replace('_', '-')} must be a number of seconds > 0, got {value}")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise SlickError(f"--device must be cpu or cuda[:N], got {self.device!r}")
+        if self.device.startswith("cuda") and self.in_process:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise SlickError("--device cuda, but torch sees no CUDA device here; use --device cpu")
 
     @property
     def in_process(self) -> bool:
@@ -201,7 +215,9 @@ class AnnotateArguments:
     chunk_size: int = field(default=32, metadata={"help": "examples per resumable chunk"})
 
     def __post_init__(self) -> None:
-        _positive(self, "chunk_size")
+        _positive(self, "chunk_size", "limit_per_relation")
+        if self.config_name is not None:
+            check_config_name(self.config_name)
 
 
 @dataclass

@@ -17,6 +17,13 @@ META_FILE = "slick_annotation.json"
 _CONFIG_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def check_config_name(name: str) -> str:
+    """A config name is one folder of the dataset repo: letters, digits, `.`, `_`, `-`, not starting with `.`."""
+    if not name or _CONFIG_RE.search(name) or name.startswith("."):
+        raise SlickError(f"config name {name!r} must be letters, digits, '.', '_' or '-' and not start with '.'")
+    return name
+
+
 def config_name_for(model: str) -> str:
     """A dataset config name for an annotating model: `org/Model` -> `org--Model`."""
     name = _CONFIG_RE.sub("-", model.strip("/").replace("/", "--")).strip("-.")

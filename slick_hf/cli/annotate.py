@@ -15,7 +15,7 @@ def main(argv: Sequence[str]) -> None:
     """Check the questions, then load the engine and annotate (resumable), then push if asked."""
     from slick_hf.annotate.job import AnnotateJob
     from slick_hf.engines.factory import make_engine
-    from slick_hf.hub import push_folder
+    from slick_hf.hub import check_writable_dir, push_folder
 
     args, engine_args, slick = parse((AnnotateArguments, EngineArguments, SlickConfig), argv, "annotate")
     job = AnnotateJob(
@@ -31,6 +31,7 @@ def main(argv: Sequence[str]) -> None:
         chunk_size=args.chunk_size,
         dtype=engine_args.resolved_dtype(),
     )
+    check_writable_dir(Path(args.output_dir))
     job.inputs  # noqa: B018 - load and check the questions before any model or server is touched
     engine = make_engine(args.model, engine_args)
     try:

@@ -12,9 +12,12 @@ HELP = "tables, Equation 1, IDK and plots over a folder of runs (a sweep)"
 
 def main(argv: Sequence[str]) -> None:
     """Write RUNS_DIR/report (or --output-dir) and say which runs were missing or unfinished."""
+    from slick_hf.hub import check_writable_dir
     from slick_hf.report.render import write_report
 
     (args,) = parse((ReportArguments,), argv, "report", positionals=("runs_dir",))
+    if args.output_dir:
+        check_writable_dir(Path(args.output_dir))
     out = write_report(Path(args.runs_dir), Path(args.output_dir) if args.output_dir else None)
     written = json.loads((out / "report.json").read_text())
     for name in written["missing"]:

@@ -14,7 +14,7 @@ HELP = "build fine-tuning sets (D, D_Known, D_IDK, ...) from an annotated datase
 def main(argv: Sequence[str]) -> None:
     """Write each requested variant as <output-dir>/<name>/train.parquet plus summary.json."""
     from slick_hf.annotate.folder import load_annotated
-    from slick_hf.hub import atomic_write_text, write_parquet
+    from slick_hf.hub import atomic_write_text, check_writable_dir, write_parquet
     from slick_hf.runs import VARIANT_SUMMARY, VARIANT_TRAIN
     from slick_hf.variants import RATIO_VARIANTS, VARIANTS, VariantSpec, build_variant, default_size, variant_summary
 
@@ -23,6 +23,7 @@ def main(argv: Sequence[str]) -> None:
     if not names:
         raise SlickError(f"--variant is empty; valid: {', '.join(VARIANTS)}, or all")
     ratios = args.ratios()
+    check_writable_dir(Path(args.output_dir))
     pool = load_annotated(args.source, args.annotation_config, args.split)
     size = args.size
     if size is None:

@@ -40,8 +40,8 @@ class SlickConfig:
         for name in ("num_prompts", "num_shots", "num_samples", "max_new_tokens", "top_k"):
             if getattr(self, name) < 1:
                 raise SlickError(f"SliCK parameter {name} must be >= 1, got {getattr(self, name)}")
-        if self.temperature <= 0:
-            raise SlickError(f"SliCK sampling temperature must be > 0, got {self.temperature}")
+        if not 0 < self.temperature < float("inf"):  # also rejects nan
+            raise SlickError(f"SliCK sampling temperature must be a finite number > 0, got {self.temperature}")
 
     @property
     def max_generations(self) -> int:

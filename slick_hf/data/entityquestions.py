@@ -80,7 +80,6 @@ def extract_subject(template: str, question: str) -> str | None:
     return question[len(prefix) : len(question) - len(suffix)]
 
 
-
 def _is_split_folder(path: Path) -> bool:
     return any((path / s).is_dir() for s in SPLITS)
 
@@ -157,7 +156,6 @@ def read_file(path: Path, relation: str, template: str) -> list[tuple[int, str, 
             )
         out.append((i, subject, rec["question"], tuple(rec["answers"])))
     return out
-
 
 
 def download_entityquestions(url: str | None = None, cache: str | Path | None = None) -> Path:

@@ -276,7 +276,8 @@ def load_questions(
                     (f"geo/{rel}/{split}/{r.number}", r.subject, r.question, r.answers) for r in built[split, rel]
                 ]
     else:
-        root = entityquestions.find_root(Path(data_dir)) if data_dir is not None else entityquestions.find_root(entityquestions.download_entityquestions())
+        folder = Path(data_dir) if data_dir is not None else entityquestions.download_entityquestions()
+        root = entityquestions.find_root(folder)
         report.source = str(root)
         tmpl = entityquestions.read_templates(root)
         for split in to_read:
@@ -292,7 +293,8 @@ def load_questions(
                     report.missing.append(f"{split}/{rel}")
                     continue
                 raw[split, rel] = [
-                    (f"eq/{rel}/{split}/{i}", subj, q, ans) for i, subj, q, ans in entityquestions.read_file(path, rel, tmpl[rel])
+                    (f"eq/{rel}/{split}/{i}", subj, q, ans)
+                    for i, subj, q, ans in entityquestions.read_file(path, rel, tmpl[rel])
                 ]
         if not any(split in wanted for split, _ in raw):
             raise SlickError(

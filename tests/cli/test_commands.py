@@ -9,6 +9,7 @@ import pytest
 from slick_hf.cli.main import COMMANDS, main
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden_v0.1"
+RECIPE = str(Path(__file__).resolve().parents[2] / "recipes" / "smollm2-135m" / "sft" / "config_geo.yaml")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -94,3 +95,38 @@ def test_evaluate_scores_a_model_per_category(tmp_path, capsys):
     rc, _, err = run(capsys, "evaluate", "--model", "smollm2-135m", "--annotated-dataset", str(GOLDEN / "annotated"),
                      "--config", "smollm2-135m", "--splits", "bogus", "--output-dir", str(tmp_path / "x"))  # fmt: skip
     assert rc == 2 and "no split bogus" in err
+
+
+def _bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
+    a_file = tmp / "a-file"
+    a_file.write_text("x")
+    golden = str(GOLDEN / "annotated")
+    return [
+        ("chunk size 0", ["annotate", "--chunk-size", "0"], "--chunk-size"),
+        ("batch size 0", ["annotate", "--batch-size", "0"], "--batch-size"),
+        ("limit 0", ["annotate", "--limit-per-relation", "0"], "--limit-per-relation"),
+        ("bogus device", ["annotate", "--device", "bogus"], "--device"),
+        ("nan temperature", ["annotate", "--temperature", "nan"], "temperature"),
+        ("negative timeout", ["annotate", "--engine", "tgi", "--endpoint", "http://x", "--startup-timeout", "-5"],
+         "--startup-timeout"),
+        ("negative retries", ["annotate", "--max-retries", "-1"], "--max-retries"),
+        ("config name escapes", ["annotate", "--config-name", "../../x"], "config name"),
+        ("output is a file", ["annotate", "--output-dir", str(a_file)], "is a file"),
+        ("bad dtype", ["annotate", "--dtype", "float64"], "dtype"),
+        ("variants output is a file", ["variants", golden, "--config", "smollm2-135m", "--output-dir", str(a_file)],
+         "is a file"),
+        ("report output is a file", ["report", str(GOLDEN / "runs"), "--output-dir", str(a_file)], "is a file"),
+        ("evaluate without a model", ["evaluate", "--annotated-dataset", golden, "--output-dir", str(tmp)], "--model"),
+        ("push a missing folder", ["push", str(tmp / "nope"), "org/x"], "no such folder"),
+        ("zero seeds", ["sweep", "--config", RECIPE, "--sweep-seeds", "0"], "--sweep-seeds"),
+        ("unknown command", ["annotat"], "unknown command"),
+        ("bad limits", ["recipe", "--config", RECIPE, "--annotations_dir", str(tmp / "a"), "--annotate_limits", "train=abc",
+                        "--output_dir", str(tmp / "o")], "annotate_limits"),
+    ]  # fmt: skip
+
+
+def test_bad_inputs_are_one_line_before_any_work(tmp_path, capsys):
+    for name, argv, needle in _bad_inputs(tmp_path):
+        rc, _, err = run(capsys, *argv)
+        assert rc == 2, (name, err)
+        assert err.count("\n") == 1 and err.startswith("slick-hf: error: ") and needle in err, (name, err)

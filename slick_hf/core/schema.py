@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from datasets import ClassLabel, Dataset, Features, List, Value
 
+from slick_hf.core.normalize import normalize_answer
 from slick_hf.core.slick import CATEGORIES
 from slick_hf.errors import SlickError
 
@@ -63,9 +64,20 @@ def validate_questions(ds: Dataset, name: str, required: Iterable[str] = REQUIRE
         inner = answers[0]
     if inner not in (Value("string"), Value("null")):
         raise SlickError(f"{name}: column 'answers' must be a list of strings, found {answers}")
-    empty = [i for i, a in enumerate(ds["answers"]) if not a or not any(s and s.strip() for s in a)]
+    for col in ("id", "relation", "question"):
+        nulls = [i for i, v in enumerate(ds[col][:]) if v is None or not str(v).strip()]
+        if nulls:
+            raise SlickError(f"{name}: column {col!r} is null or empty in {len(nulls)} row(s) (first: row {nulls[0]})")
+    answers_col = ds["answers"][:]
+    empty = [i for i, a in enumerate(answers_col) if not a or not any(s and s.strip() for s in a)]
     if empty:
         raise SlickError(f"{name}: {len(empty)} row(s) have an empty answer list (first: row {empty[0]})")
+    bad = [i for i, a in enumerate(answers_col) if any(s is None or not normalize_answer(s) for s in a)]
+    if bad:
+        raise SlickError(
+            f"{name}: {len(bad)} row(s) have a null alias or one that normalises to nothing, such as 'the' "
+            f"(first: row {bad[0]}: {answers_col[bad[0]]!r}); exact match could never judge it"
+        )
     ids = ds["id"]
     if len(set(ids)) != len(ids):
         raise SlickError(f"{name}: column 'id' has duplicate values; ids must be unique")

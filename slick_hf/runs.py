@@ -263,7 +263,7 @@ class Runs:
     @property
     def missing(self) -> list[str]:
         """Expected runs (the sweep plan, less infeasible ones) that are absent."""
-        return [n for n in self.expected if n not in self.runs and n not in self.infeasible]
+        return [n for n in self.expected if n not in self.runs and split_seed(n)[0] not in self.infeasible]
 
     @property
     def incomplete(self) -> dict[str, list[str]]:

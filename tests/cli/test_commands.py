@@ -120,8 +120,8 @@ def _bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("push a missing folder", ["push", str(tmp / "nope"), "org/x"], "no such folder"),
         ("zero seeds", ["sweep", "--config", RECIPE, "--sweep-seeds", "0"], "--sweep-seeds"),
         ("unknown command", ["annotat"], "unknown command"),
-        ("bad limits", ["recipe", "--config", RECIPE, "--annotations_dir", str(tmp / "a"), "--annotate_limits", "train=abc",
-                        "--output_dir", str(tmp / "o")], "annotate_limits"),
+        ("bad limits", ["recipe", "--config", RECIPE, "--annotations_dir", str(tmp / "a"),
+                        "--annotate_limits", "train=abc", "--output_dir", str(tmp / "o")], "annotate_limits"),
     ]  # fmt: skip
 
 

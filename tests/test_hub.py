@@ -223,3 +223,18 @@ def test_cli_push_missing_folder(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [f"slick-hf: error: no such folder: {tmp_path / 'nope'}"]
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    from slick_hf.hub import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "card.md", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "card.md").stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["card.md"]

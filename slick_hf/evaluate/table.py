@@ -2,8 +2,8 @@
 
 from collections.abc import Mapping
 
+from slick_hf.core.intervals import proportion_interval
 from slick_hf.core.slick import CATEGORIES
-from slick_hf.report.stats import proportion_interval
 
 
 def accuracy_cell(accuracy: float | None, n: int) -> str:

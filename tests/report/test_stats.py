@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from slick_hf.report.stats import difference, fit_equation1, proportion_interval, seed_mean
+from slick_hf.core.intervals import proportion_interval
+from slick_hf.report.stats import difference, fit_equation1, seed_mean
 
 
 @pytest.mark.parametrize("p", [0.05, 0.3, 0.5])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from slick_hf.errors import SlickError
@@ -173,7 +174,7 @@ def is_run_dir(path: Path) -> bool:
 @dataclass
 class RunGroup:
     """The complete runs of one variant over its seeds (`D_unk0.50`, `D_unk0.50-s1`, ...), read as one:
-    metrics are means over seeds; dynamics and epochs are those of the first seed."""
+    metrics are means over seeds (per-seed dynamics stay on the runs themselves)."""
 
     name: str
     runs: list[Run]
@@ -211,11 +212,10 @@ class RunGroup:
         mean = sum(vals) / len(vals)
         return mean if key.startswith("count") else 100.0 * mean
 
-    def __getattr__(self, name: str):
-        # size, dynamics, es_epoch, last_epoch, dynamics_at, info, summary: the first seed's
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self.runs[0], name)
+    @property
+    def size(self) -> int | None:
+        """|D| of its fine-tuning set (the same for every seed)."""
+        return self.runs[0].size
 
 
 @dataclass
@@ -227,16 +227,18 @@ class Runs:
     sweep: dict
     expected: list[str]
 
+    @cached_property
+    def groups(self) -> dict[str, RunGroup]:
+        """Every variant with a complete run, over its seeds (by variant name, seeds in order)."""
+        by_variant: dict[str, list[Run]] = {}
+        for run in sorted(self.runs.values(), key=lambda r: (r.variant, r.seed)):
+            if run.complete:
+                by_variant.setdefault(run.variant, []).append(run)
+        return {name: RunGroup(name, runs) for name, runs in by_variant.items()}
+
     def get(self, name: str) -> RunGroup | None:
         """The complete runs of the named variant over its seeds, or None when it has none."""
-        runs = sorted((r for r in self.runs.values() if r.variant == name and r.complete), key=lambda r: r.seed)
-        return RunGroup(name, runs) if runs else None
-
-    @property
-    def groups(self) -> dict[str, RunGroup]:
-        """Every variant with a complete run, over its seeds."""
-        names = dict.fromkeys(r.variant for r in sorted(self.runs.values(), key=lambda r: r.name))
-        return {n: g for n in names if (g := self.get(n)) is not None}
+        return self.groups.get(name)
 
     def by_kind(self, kind: str) -> list[RunGroup]:
         """The variants of one kind with complete runs, by Unknown ratio."""

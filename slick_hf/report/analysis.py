@@ -104,6 +104,7 @@ def known_vs_d(runs: Runs, split: str) -> list[dict]:
             row[f"d_{p}"] = d.metric(p, split)
             row[f"known_{p}"] = known.metric(p, split) if known else None
             a, b = estimate(known, p, split), estimate(d, p, split)
+            row[f"known_estimate_{p}"] = _as_dict(a)
             row[f"gap_{p}"] = difference(a, b).as_dict() if a and b and not row["same_run"] else None
         out.append(row)
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from slick_hf.report.analysis import SPLIT_LABEL, SPLITS, Eq1Fit, estimate, known_vs_d, run_order
+from slick_hf.report.stats import Estimate
 from slick_hf.runs import POINT_LABEL, STOPPING_POINTS, Runs
 
 DPI = 100
@@ -28,10 +29,6 @@ def _integer_ticks():
 def _save(fig, path: Path) -> None:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     _plt().close(fig)
-
-
-def _known_name(ratio: float) -> str:
-    return "D_unk0.00" if ratio == 0 else f"D_Known_unk{ratio:.2f}"
 
 
 def _error_line(ax, points, **style) -> None:
@@ -59,9 +56,10 @@ def plot_accuracy_vs_unknown(runs: Runs, path: Path) -> bool:
             points = [(100 * g.ratio + dodge, e) for g in d_runs if (e := estimate(g, p, split)) is not None]
             _error_line(ax, points, color=color, marker=marker, label=f"D, {POINT_LABEL[p]}")
             known = [
-                (100 * r["ratio"] + 2 * dodge, estimate(runs.get(_known_name(r["ratio"])), p, split)) for r in pairs
+                (100 * r["ratio"] + 2 * dodge, Estimate(**r[f"known_estimate_{p}"]))
+                for r in pairs
+                if r[f"known_estimate_{p}"] is not None
             ]
-            known = [(x, e) for x, e in known if e is not None]
             if len(known) > 1:
                 _error_line(
                     ax, known, color=color, marker=marker, ls="--", mfc="none", label=f"D_Known, {POINT_LABEL[p]}"

@@ -256,3 +256,24 @@ def difference(a: Estimate, b: Estimate, level: float = 0.95) -> Estimate:
     q = NormalDist().inv_cdf(0.5 + level / 2.0)
     d = a.mean - b.mean
     return Estimate(d, se, d - q * se, d + q * se, min(a.seeds, b.seeds), min(a.n, b.n))
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> Estimate | None:
+    """The mean of independent values with its t interval (None with fewer than two)."""
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    se = statistics.stdev(values) / math.sqrt(len(values))
+    q = t_quantile(0.5 + level / 2.0, len(values) - 1)
+    return Estimate(mean, se, mean - q * se, mean + q * se, len(values), len(values))
+
+
+def average(estimates: Sequence[Estimate], level: float = 0.95) -> Estimate | None:
+    """The mean of independent estimates (e.g. gaps at several Unknown ratios), normal interval as `difference`."""
+    if not estimates:
+        return None
+    k = len(estimates)
+    mean = sum(e.mean for e in estimates) / k
+    se = math.sqrt(sum(e.se**2 for e in estimates)) / k
+    q = NormalDist().inv_cdf(0.5 + level / 2.0)
+    return Estimate(mean, se, mean - q * se, mean + q * se, min(e.seeds for e in estimates), k)

@@ -16,26 +16,12 @@ that decides each (95% intervals: `slick_hf.report.stats`).
 
 from __future__ import annotations
 
-import math
-import statistics
-
 from slick_hf.report.analysis import Eq1Fit, dynamics_rows, estimate, known_vs_d
-from slick_hf.report.stats import Estimate, difference, t_quantile
+from slick_hf.report.stats import Estimate, average, difference, mean_interval
 from slick_hf.runs import Runs
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 NON_INFERIORITY = 0.03  # 3 points: "at least as well" within this margin
-LEVEL = 0.95
-
-
-def mean_interval(values: list[float]) -> Estimate | None:
-    """The mean of independent values with its t interval (None with fewer than two)."""
-    if len(values) < 2:
-        return None
-    mean = statistics.fmean(values)
-    se = statistics.stdev(values) / math.sqrt(len(values))
-    q = t_quantile(0.5 + LEVEL / 2, len(values) - 1)
-    return Estimate(mean, se, mean - q * se, mean + q * se, len(values), len(values))
 
 
 def judge(e: Estimate | None, expect_positive: bool = True) -> str:
@@ -53,17 +39,6 @@ def _pts(e: Estimate) -> str:
 def _verdict(number: int, claim: str, verdict: str, statistic: str, value: Estimate | dict | None = None) -> dict:
     value = value.as_dict() if isinstance(value, Estimate) else value
     return {"finding": number, "claim": claim, "verdict": verdict, "statistic": statistic, "value": value}
-
-
-def _average(estimates: list[Estimate]) -> Estimate | None:
-    """The mean of independent estimates (e.g. gaps at several Unknown ratios)."""
-    if not estimates:
-        return None
-    k = len(estimates)
-    mean = sum(e.mean for e in estimates) / k
-    se = math.sqrt(sum(e.se**2 for e in estimates)) / k
-    q = t_quantile(0.5 + LEVEL / 2, 10_000)
-    return Estimate(mean, se, mean - q * se, mean + q * se, min(e.seeds for e in estimates), k)
 
 
 def slower_fitting(runs: Runs) -> dict:
@@ -97,7 +72,7 @@ def known_subset(runs: Runs) -> dict:
     claim = "At EARLY_STOP D and D_Known are close; at CONVERGENCE D_Known is more accurate"
     rows = [r for r in known_vs_d(runs, "test") if not r["same_run"]]
     gaps = {p: [Estimate(**r[f"gap_{p}"]) for r in rows if r[f"gap_{p}"]] for p in ("early_stop", "convergence")}
-    es, conv = _average(gaps["early_stop"]), _average(gaps["convergence"])
+    es, conv = average(gaps["early_stop"]), average(gaps["convergence"])
     if es is None or conv is None:
         return _verdict(3, claim, INCONCLUSIVE, "no Unknown ratio with both D and D_Known evaluated")
     close = es.low <= 0 <= es.high

@@ -9,7 +9,6 @@ from slick_hf.configs import EngineArguments, EvaluateArguments, listed
 from slick_hf.errors import SlickError
 
 HELP = "score a model (folder or Hub id) per SliCK category on annotated test splits"
-RESULTS_FILE = "results.json"
 
 
 def main(argv: Sequence[str]) -> None:
@@ -19,6 +18,7 @@ def main(argv: Sequence[str]) -> None:
     from slick_hf.evaluate.scoring import evaluate_split
     from slick_hf.evaluate.table import print_results
     from slick_hf.hub import atomic_write_text, check_writable_dir
+    from slick_hf.runs import RESULTS_FILE
 
     args, engine_args = parse((EvaluateArguments, EngineArguments), argv, "evaluate", dataset_config=True)
     out = Path(args.output_dir)

@@ -44,10 +44,11 @@ class PlainTransformersEngine(Engine):
         self.provenance = provenance
         self.batch_size = batch_size
         self.device = model.device
+        self.dtype = str(model.dtype).removeprefix("torch.")  # what it computes in: float32, bfloat16
 
     def info(self) -> dict[str, str]:
         """The engine's name, the model's id and revision, and the dtype it computes in."""
-        return {"engine": self.name, **self.provenance, "dtype": str(self.model.dtype).removeprefix("torch.")}
+        return {"engine": self.name, **self.provenance, "dtype": self.dtype}
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
         """Greedy requests in padded batches, each sampled request alone with its own seed."""

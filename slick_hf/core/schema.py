@@ -51,23 +51,25 @@ SLICK_COLUMN_DOCS = {
 
 
 def validate_questions(ds: Dataset, name: str, required: Iterable[str] = REQUIRED) -> None:
-    """Raise SlickError naming the first problem: a missing or mistyped column, an empty answer list."""
+    """Raise SlickError naming the first problem: a missing, mistyped or null column, an empty or unjudgeable
+    answer list, a duplicate id."""
     missing = [c for c in required if c not in ds.column_names]
     if missing:
         raise SlickError(f"{name}: missing column(s) {', '.join(missing)}; found {', '.join(ds.column_names)}")
     for col in ("id", "relation", "question"):
-        if col in ds.column_names and ds.features[col] != Value("string"):
+        if col not in ds.column_names:
+            continue
+        if ds.features[col] != Value("string"):
             raise SlickError(f"{name}: column {col!r} must be a string, found {ds.features[col]}")
+        nulls = [i for i, v in enumerate(ds[col][:]) if v is None or not v.strip()]
+        if nulls:
+            raise SlickError(f"{name}: column {col!r} is null or empty in {len(nulls)} row(s) (first: row {nulls[0]})")
     answers = ds.features["answers"]
     inner = getattr(answers, "feature", None)
     if inner is None and isinstance(answers, list):
         inner = answers[0]
     if inner not in (Value("string"), Value("null")):
         raise SlickError(f"{name}: column 'answers' must be a list of strings, found {answers}")
-    for col in ("id", "relation", "question"):
-        nulls = [i for i, v in enumerate(ds[col][:]) if v is None or not str(v).strip()]
-        if nulls:
-            raise SlickError(f"{name}: column {col!r} is null or empty in {len(nulls)} row(s) (first: row {nulls[0]})")
     answers_col = ds["answers"][:]
     empty = [i for i, a in enumerate(answers_col) if not a or not any(s and s.strip() for s in a)]
     if empty:

@@ -13,7 +13,7 @@ from datasets import Dataset, DatasetDict
 
 from slick_hf.annotate.folder import load_annotated
 from slick_hf.annotate.job import AnnotateJob
-from slick_hf.configs import SlickScriptArguments, SlickSFTConfig
+from slick_hf.configs import EngineArguments, SlickScriptArguments, SlickSFTConfig
 from slick_hf.distributed import is_main_process, world_size
 from slick_hf.errors import SlickError
 from slick_hf.hub import atomic_write_text, config_name_for, write_parquet
@@ -67,8 +67,6 @@ def ensure_annotations(
     script: SlickScriptArguments, model: str, trust_remote_code: bool = False, dtype: str | None = "auto"
 ) -> DatasetDict:
     """The annotated splits, annotating with `model` in `dtype` whatever is missing (cached, resumable)."""
-    from slick_hf.configs import EngineArguments
-
     engine_args = EngineArguments(
         batch_size=script.annotate_batch_size, trust_remote_code=trust_remote_code, dtype=dtype or "auto"
     )
@@ -114,19 +112,16 @@ def evaluate_checkpoints(
     run_dir: Path, annotated: DatasetDict, script, training: SlickSFTConfig, dtype: str | None = "auto"
 ) -> dict:
     """Per-category exact match of the EARLY_STOP and CONVERGENCE models on the test splits."""
-    from slick_hf.configs import EngineArguments
     from slick_hf.engines.factory import make_engine
     from slick_hf.evaluate.scoring import evaluate_split
 
     results = read_results(run_dir)
     splits = [s for s in training.evaluate_splits.split(",") if s in annotated]
+    engine_args = EngineArguments(batch_size=training.eval_batch_size_generate, device=_device(), dtype=dtype or "auto")
     for point in STOPPING_POINTS:
         todo = [s for s in splits if s not in results.get(point, {})]
         if not todo:
             continue
-        engine_args = EngineArguments(
-            batch_size=training.eval_batch_size_generate, device=_device(), dtype=dtype or "auto"
-        )
         with make_engine(str(model_dir(run_dir, point)), engine_args) as engine:
             for split in todo:
                 metrics, preds = evaluate_split(

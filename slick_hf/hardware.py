@@ -92,14 +92,14 @@ def busy_torch_processes(window: float = 0.3, threshold: float = 0.5) -> list[in
 
 
 def configure_threads() -> int:
-    """Give torch the CPUs we may use (once per process) and warn about busy torch neighbours."""
+    """Cap torch's threads at the CPUs we may use and warn (once per process) about busy torch neighbours."""
     import torch
 
     threads = usable_cpus()
-    if torch.get_num_threads() != threads:
+    if torch.get_num_threads() > threads:  # never more threads than CPUs; a smaller choice (a caller's) stays
         torch.set_num_threads(threads)
     _warn_once_about_neighbours()
-    return threads
+    return torch.get_num_threads()
 
 
 @lru_cache(maxsize=1)

@@ -86,7 +86,8 @@ def test_faults_give_identical_results_and_count_retries(local, data, reference)
     rows, pools = data
     faults = Faults(error_rate=0.2, rate_limit_rate=0.1, drop_rate=0.1, latency=0.0, latency_max=0.05, seed=7)
     with ServerThread(TransformersBackend(local), faults) as server:
-        with TGIEngine("smollm2-135m", [server.url], concurrency=8, **FAST) as eng:
+        # 40% of attempts fail: 20 retries (not the default 6) keep 21 failures in a row out of reach
+        with TGIEngine("smollm2-135m", [server.url], concurrency=8, max_retries=20, **FAST) as eng:
             results = annotate_rows(rows, pools, eng, CONFIG)
             stats = eng.stats
     assert results == reference[0]

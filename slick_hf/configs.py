@@ -53,7 +53,12 @@ class SlickScriptArguments:
     annotate_max_new_tokens: int = _slick_field("max_new_tokens")
     annotate_seed: int = _slick_field("seed")
     annotate_batch_size: int = field(default=64, metadata={"help": "prompts the annotation engine decodes together"})
-    variant: str = field(default="ratio", metadata={"help": "ratio, known, idk, natural or a category name"})
+    variant: str = field(
+        default="ratio",
+        metadata={
+            "help": "ratio, known, idk, natural, a category name, or whole (the set as it is: `slick-hf filter`)"
+        },
+    )
     unknown_ratio: float = field(default=0.5, metadata={"help": "share of Unknown examples in D"})
     train_size: int | None = field(default=None, metadata={"help": "|D| (default: largest feasible for all ratios)"})
     variant_seed: int = field(default=0, metadata={"help": "seed of the variant draw"})
@@ -119,6 +124,12 @@ class SlickSFTConfig(SFTConfig):
         metadata={"help": "every epoch, measure which train examples the model fits (Known/Unknown)"},
     )
     dev_limit: int | None = field(default=None, metadata={"help": "dev examples used for eval_exact_match"})
+    dev_loss: bool = field(
+        default=True,
+        metadata={
+            "help": "also compute the dev loss at each evaluation (a forward pass; exact match is always computed)"
+        },
+    )
     evaluate_splits: str = field(default="test,test_ood", metadata={"help": "annotated splits to evaluate after"})
 
 
@@ -202,7 +213,10 @@ class AnnotateArguments:
     """`slick-hf annotate`: label questions with SliCK categories (SliCK parameters: `SlickConfig`)."""
 
     model: str = field(default="smollm2-135m", metadata={"help": "Hub id, local folder, or smollm2-135m"})
-    dataset: str = field(default="geo", metadata={"help": "geo, entityquestions, or a dataset folder / Hub id"})
+    dataset: str = field(
+        default="geo",
+        metadata={"help": "geo, entityquestions, or a dataset folder / Hub id (read with --dataset-format)"},
+    )
     data_dir: str | None = field(default=None, metadata={"help": "EntityQuestions folder (else the official zip)"})
     splits: str = field(default="train,dev,test", metadata={"help": "comma-separated splits to annotate"})
     relations: str | None = field(
@@ -256,6 +270,26 @@ class VariantsArguments:
         if not ratios:
             raise SlickError("--unknown-ratio is empty")
         return ratios
+
+
+@dataclass
+class FilterArguments:
+    """`slick-hf filter ANNOTATED`: a user's annotated set in its own schema without its Unknown rows."""
+
+    source: str = field(default=None, metadata={"help": "annotated user dataset: a Hub-style folder or a Hub id"})
+    annotation_config: str | None = field(default=None, metadata={"help": "its config (one per annotating model)"})
+    splits: str = field(default="train", metadata={"help": "comma-separated annotated splits to filter"})
+    drop: str = field(default="Unknown", metadata={"help": "comma-separated SliCK categories to remove"})
+    relabel_idk: bool = field(default=False, metadata={"help": "replace their answers by --idk-answer instead"})
+    idk_answer: str = field(default="I don't know", metadata={"help": "the answer of relabelled rows"})
+    output_dir: str = field(default=None, metadata={"help": "the Hub-style folder the filtered set goes to"})
+    push_to_hub: str | None = field(default=None, metadata={"help": "REPO_ID: upload the folder as a Hub dataset"})
+
+    def __post_init__(self) -> None:
+        if not self.source or not self.output_dir:
+            raise SlickError(
+                "filter: name the annotated dataset and --output-dir: slick-hf filter SOURCE --output-dir OUT"
+            )
 
 
 @dataclass

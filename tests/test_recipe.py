@@ -4,6 +4,7 @@ import json
 import warnings
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -11,7 +12,7 @@ from conftest import write_annotated_folder
 from datasets import Dataset, Features
 from trl import ModelConfig, TrlParser
 
-from slick_hf.configs import SlickScriptArguments, SlickSFTConfig
+from slick_hf.configs import SlickScriptArguments, SlickSFTConfig, SweepArguments
 from slick_hf.core.schema import SLICK_FEATURES
 from slick_hf.core.slick import categorize
 from slick_hf.data import load_questions
@@ -23,7 +24,11 @@ GPU_RECIPE = ROOT / "recipes" / "Qwen2.5-7B" / "sft" / "config_entityquestions.y
 
 
 def parse(argv: list[str]):
-    return TrlParser((SlickScriptArguments, SlickSFTConfig, ModelConfig)).parse_args_and_config(argv)
+    """A recipe's arguments, as `slick-hf recipe` parses them (a recipe may hold `sweep_*` settings too)."""
+    *recipe, _sweep = TrlParser(
+        (SlickScriptArguments, SlickSFTConfig, ModelConfig, SweepArguments)
+    ).parse_args_and_config(argv)
+    return recipe
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +69,10 @@ def test_every_recipe_parses(recipe: Path) -> None:
         warnings.simplefilter("error", FutureWarning)  # no deprecated field in a recipe
         script, training, model = parse(["--config", str(recipe), "--use_cpu", "true"])
     assert training.metric_for_best_model == "exact_match"
-    assert training.load_best_model_at_end and training.eval_strategy == training.save_strategy == "epoch"
+    assert training.eval_strategy == "epoch"
+    # EARLY_STOP: the Trainer's best checkpoint, or (no checkpoints) the best epoch kept in memory
+    assert training.load_best_model_at_end == (training.save_strategy == "epoch")
+    assert training.save_strategy in ("epoch", "no")
     assert script.variant == "ratio" and 0 <= script.unknown_ratio <= 1
     assert model.model_name_or_path
     assert "trust_remote_code" not in recipe.read_text() or "trust_remote_code: false" in recipe.read_text()
@@ -148,6 +156,56 @@ def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path) -> None
         assert not list(run_dir.rglob("*.safetensors")) and (run_dir / "convergence" / "config.json").exists()
         assert (run_dir / "results.json").stat().st_mtime_ns == before
         assert "weights were not kept" in (run_dir / "README.md").read_text()
+
+
+def test_the_best_epoch_kept_in_memory_is_restored() -> None:
+    import torch
+
+    from slick_hf.train.trainer import SlickSFTTrainer
+
+    model = torch.nn.Linear(3, 2)
+    model.bias.requires_grad_(False)  # frozen: not copied (LoRA keeps only the adapters)
+    trainer = SimpleNamespace(model=model, state=SimpleNamespace(epoch=1.0), best_weights=None)
+    trainer.best_dev_exact_match = trainer.best_epoch = None
+    SlickSFTTrainer.keep_if_best(trainer, 0.5)
+    kept = model.weight.detach().clone()
+    assert set(trainer.best_weights) == {"weight"}
+    for epoch, dev in ((2.0, 0.4), (3.0, 0.5)):  # worse, then a tie: the earlier epoch stays
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        trainer.state.epoch = epoch
+        SlickSFTTrainer.keep_if_best(trainer, dev)
+    assert trainer.best_epoch == 1.0 and trainer.best_dev_exact_match == 0.5
+    assert not torch.equal(model.weight, kept)
+    SlickSFTTrainer.restore_best(trainer)
+    assert torch.equal(model.weight, kept)
+    trainer.state.epoch = 4.0
+    SlickSFTTrainer.keep_if_best(trainer, 0.6)
+    assert trainer.best_epoch == 4.0
+
+
+@pytest.mark.slow
+def test_tiny_recipe_without_checkpoints(annotated_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """save_strategy "no" (the CPU recipes): no checkpoint is written; EARLY_STOP is the best dev epoch."""
+    import torch
+    from safetensors.torch import load_file
+
+    import slick_hf.recipe
+
+    monkeypatch.setattr(slick_hf.recipe, "remove_checkpoints", lambda run_dir: None)  # so none can hide
+    argv = tiny_recipe_argv(annotated_dir, tmp_path, "--num_train_epochs", "3", "--learning_rate", "1e-4")
+    argv += ["--evaluate_splits", "test", "--save_strategy", "no", "--load_best_model_at_end", "false"]
+    run_dir = run_recipe(*parse(argv))
+    assert not list(run_dir.glob("checkpoint-*"))
+    dynamics = [json.loads(line) for line in (run_dir / "training_dynamics.jsonl").read_text().splitlines()]
+    best = max(dynamics, key=lambda r: r["dev_exact_match"])  # the first best epoch
+    done = json.loads((run_dir / "train_complete.json").read_text())
+    assert done["best_epoch"] == best["epoch"] and done["best_dev_exact_match"] == best["dev_exact_match"]
+    early, last = (load_file(str(d / "model.safetensors")) for d in (run_dir, run_dir / "convergence"))
+    same = all(torch.equal(early[k], last[k]) for k in early)
+    assert same == (best["epoch"] == dynamics[-1]["epoch"])
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["early_stop"]["test"]["count"] == results["convergence"]["test"]["count"] == 32
 
 
 def test_resume_skips_a_cut_short_checkpoint_and_its_dynamics(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from slick_hf.errors import SlickError
 from slick_hf.runs import SWEEP_FILE
 from slick_hf.sweep import run_sweep
 from slick_hf.variants import VARIANTS, default_size
-from slick_hf.variants.plan import choose_size, plan_names, sweep_plan
+from slick_hf.variants.plan import choose_size, infeasible_at, plan_names, sweep_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 GEO_RECIPE = ROOT / "recipes" / "smollm2-135m" / "sft" / "config_geo.yaml"
@@ -92,10 +92,14 @@ def test_one_size_for_all_variants() -> None:
     assert size == common and not infeasible and len(runnable) == 14 and "default_size" in how
     script.train_size = 8  # feasible for every variant: used as given
     assert choose_size(pool, script.variant_spec(), sweep_plan())[0] == 8
-    script.train_size = 10 * common  # infeasible: the common size instead, and it says why
+    script.train_size = common + 1  # the given |D| is kept; the runs infeasible at it are named and dropped
     size, runnable, infeasible, how = choose_size(pool, script.variant_spec(), sweep_plan())
-    assert size == common and len(runnable) == 14 and not infeasible
-    assert f"train_size {10 * common} is infeasible for D_unk0.00" in how
+    assert size == common + 1 and infeasible and len(runnable) + len(infeasible) == 14
+    assert not infeasible_at(pool, script.variant_spec(), runnable, common + 1)
+    assert f"infeasible at it: {', '.join(infeasible)}" in how
+    script.train_size = 10 * common  # no run at all: one clear error
+    with pytest.raises(SlickError, match=f"no planned variant is feasible at train_size {10 * common}"):
+        choose_size(pool, script.variant_spec(), sweep_plan())
 
 
 def test_a_variant_no_size_supports_is_named_and_skipped() -> None:

@@ -6,25 +6,30 @@ from collections.abc import Mapping, Sequence
 from datasets import Dataset
 
 from slick_hf.core.markdown import markdown_table
-from slick_hf.core.schema import SLICK_COLUMN_DOCS, category_names
+from slick_hf.core.schema import SKIPPED_DOC, SLICK_COLUMN_DOCS, category_names
 from slick_hf.core.slick import CATEGORIES
+from slick_hf.data.formats import SKIP_COLUMN
 
 
 def category_stats(ds: Dataset) -> dict:
     """Category counts per split and per relation, and mean generations per category."""
-    cats = category_names(ds)
+    cats = category_names(ds, allow_missing=True)
     by_relation: dict[str, Counter] = {}
     for rel, cat in zip(ds["relation"], cats, strict=True):
         by_relation.setdefault(rel, Counter())[cat] += 1
     gens: dict[str, list[int]] = {}
     for cat, g in zip(cats, ds["slick_generations"], strict=True):
-        gens.setdefault(cat, []).append(g)
+        if cat is not None:
+            gens.setdefault(cat, []).append(g)
+    skipped = Counter(ds[SKIP_COLUMN][:]) if SKIP_COLUMN in ds.column_names else Counter()
+    skipped.pop(None, None)
     return {
         "num_examples": len(ds),
+        "not_judged": dict(sorted(skipped.items())),
         "categories": {c: Counter(cats)[c] for c in CATEGORIES},
         "by_relation": {rel: {c: cnt[c] for c in CATEGORIES} for rel, cnt in sorted(by_relation.items())},
         "generations": {
-            "total": int(sum(ds["slick_generations"])),
+            "total": int(sum(sum(v) for v in gens.values())),
             "mean_by_category": {c: sum(v) / len(v) for c, v in gens.items()},
         },
     }
@@ -47,7 +52,7 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
         "",
         "## Columns",
         "",
-        markdown_table(["column", "meaning"], sorted(SLICK_COLUMN_DOCS.items())),
+        markdown_table(["column", "meaning"], sorted({**SLICK_COLUMN_DOCS, SKIP_COLUMN: SKIPPED_DOC}.items())),
     ]
     for meta in metas:
         model, cfg = meta["model"], meta["slick"]
@@ -59,6 +64,7 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
             f"- Model: `{model.get('model_id')}` at revision `{model.get('model_revision')}`",
             f"- Engine: `{model.get('engine')}`, computing in `{model.get('dtype', 'float32')}`; sampling: {sampling}",
             f"- Source data: `{meta['dataset']['source']}`, relations {', '.join(meta['dataset']['relations'])}",
+            f"- Exemplars from: {meta['dataset'].get('exemplars_from', 'the dev split')}",
             "- SliCK parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())),
         ]
         for splits, report in sorted(meta["dataset"].get("reports", {}).items()):
@@ -72,9 +78,12 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
             by_cat = gens["mean_by_category"]
             mean = ", ".join(f"{c} {by_cat[c]:.1f}" for c in CATEGORIES if c in by_cat)
             out += ["", f"Generations: {gens['total']} in all; per example by category: {mean}."]
+            if stats.get("not_judged"):
+                skipped = ", ".join(f"{n} {why}" for why, n in stats["not_judged"].items())
+                out += ["", f"Kept but not judged (slick_category null): {skipped}."]
         out += [
             "",
-            "<details><summary>Exemplar sets (drawn once per relation from dev; the first shots of each "
+            "<details><summary>Exemplar sets (drawn once per relation; the first shots of each "
             "set are used, the last is a spare that replaces the target when the target is itself an exemplar)"
             "</summary>",
             "",

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 
 from slick_hf import __version__
 from slick_hf.annotate.card import category_stats, render_annotation_section
-from slick_hf.annotate.journal import annotate_dataset
+from slick_hf.annotate.journal import annotate_judged
 from slick_hf.annotate.rows import exemplar_pools_by_relation
 from slick_hf.core.slick import SlickConfig
+from slick_hf.data.formats import SKIP_COLUMN, DataFormat
 from slick_hf.data.user import load_question_splits
 from slick_hf.engines.base import Engine
 from slick_hf.errors import SlickError
@@ -39,6 +40,7 @@ class AnnotateJob:
     chunk_size: int = 32
     split_suffix: str = ""
     dtype: str = "float32"  # what the engine computes in (resolved; "server" behind servers)
+    data_format: DataFormat | None = None  # how a user's dataset is read (built-in ones ignore it)
 
     def signature(self) -> dict:
         """What decides a split's content: a finished split with the same signature is reused."""
@@ -48,7 +50,7 @@ class AnnotateJob:
             "limit_per_relation": self.limit_per_relation,
             "slick": self.slick.to_dict(),
             "dtype": self.dtype,
-        }
+        } | ({"data_format": self.data_format.to_dict()} if self.data_format is not None else {})
 
     def is_done(self) -> bool:
         """True when every split of this job is already in the folder with this signature."""
@@ -59,28 +61,35 @@ class AnnotateJob:
         return all(_with_dtype(done.get(s + self.split_suffix, {}).get("job")) == self.signature() for s in self.splits)
 
     @cached_property
-    def inputs(self) -> tuple[DatasetDict, dict, str]:
-        """Questions to annotate, exemplar pools per relation, data report: checked before any model loads."""
-        questions, dev, report = load_question_splits(
-            self.dataset, self.data_dir, self.splits, self.relations, self.limit_per_relation
+    def inputs(self) -> tuple[DatasetDict, dict, str, str]:
+        """Questions, exemplar pools per relation, data report, where exemplars come from: checked before
+        any model loads."""
+        questions, exemplar_rows, report, exemplars_from = load_question_splits(
+            self.dataset,
+            self.data_dir,
+            self.splits,
+            self.relations,
+            self.limit_per_relation,
+            self.data_format,
+            self.slick,
         )
-        relations = sorted({r for ds in questions.values() for r in ds["relation"]})
-        return questions, exemplar_pools_by_relation(dev, relations, self.slick), report
+        relations = sorted({r for ds in questions.values() for r in judged_relations(ds)})
+        return questions, exemplar_pools_by_relation(exemplar_rows, relations, self.slick), report, exemplars_from
 
     def run(self, engine: Engine) -> Path:
         """Annotate every requested split and write the folder; returns it."""
         served = engine.info().get("dtype")  # server engines do not know theirs
         if served is not None and served != self.dtype:
             raise SlickError(f"the engine computes in {served}, but this annotation job is for {self.dtype}")
-        questions, pools, report = self.inputs
+        questions, pools, report, exemplars_from = self.inputs
         relations = sorted(pools)
         config_name = self.config_name or config_name_for(self.model)
         out_dir = Path(self.output_dir)
         annotated = DatasetDict(
             {
-                split + self.split_suffix: annotate_dataset(
+                split + self.split_suffix: annotate_judged(
                     ds,
-                    {r: pools[r] for r in set(ds["relation"])},
+                    {r: pools[r] for r in judged_relations(ds)},
                     engine,
                     self.slick,
                     out_dir / WORK_DIR / config_name / (split + self.split_suffix),
@@ -93,7 +102,13 @@ class AnnotateJob:
         meta = {
             "model": {**engine.info(), "argument": self.model},
             "slick": self.slick.to_dict(),
-            "dataset": {"source": self.dataset, "relations": relations, "reports": {", ".join(annotated): report}},
+            "dataset": {
+                "source": self.dataset,
+                "relations": relations,
+                "reports": {", ".join(annotated): report},
+                "exemplars_from": exemplars_from,
+                **({"format": self.data_format.to_dict()} if self.data_format is not None else {}),
+            },
             "exemplars": pools,
             "splits": {split: category_stats(ds) | {"job": self.signature()} for split, ds in annotated.items()},
             "slick_hf_version": __version__,
@@ -106,3 +121,10 @@ class AnnotateJob:
 def _with_dtype(job: dict | None) -> dict | None:
     """A recorded job signature; those written before dtypes were recorded are float32's."""
     return job if job is None or "dtype" in job else {**job, "dtype": "float32"}
+
+
+def judged_relations(ds: Dataset) -> set[str]:
+    """Relations of the rows SliCK judges (those not marked `slick_skipped`)."""
+    if SKIP_COLUMN not in ds.column_names:
+        return set(ds["relation"][:])
+    return {r for r, s in zip(ds["relation"][:], ds[SKIP_COLUMN][:], strict=True) if s is None}

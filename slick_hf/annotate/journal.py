@@ -7,12 +7,14 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from datasets import Dataset, Features
+import pyarrow as pa
+from datasets import Dataset, DatasetInfo, Features
 from tqdm.auto import tqdm
 
 from slick_hf.annotate.rows import annotate_rows
 from slick_hf.core.schema import CATEGORY_LABEL, SLICK_FEATURES
 from slick_hf.core.slick import SlickConfig
+from slick_hf.data.formats import SKIP_COLUMN
 from slick_hf.engines.base import Engine
 
 
@@ -112,3 +114,27 @@ def annotate_dataset(
     columns = {name: [r[name] for r in ordered] for name in SLICK_FEATURES}
     features = Features({**questions.features, **SLICK_FEATURES})
     return Dataset.from_dict({**questions.to_dict(), **columns}, features=features)
+
+
+def annotate_judged(
+    questions: Dataset,
+    pools: Mapping[str, list],
+    engine: Engine,
+    config: SlickConfig,
+    work_dir: Path,
+    chunk_size: int = 32,
+    desc: str = "SliCK",
+) -> Dataset:
+    """`annotate_dataset` on the rows not marked `slick_skipped`; the skipped rows get null slick_* values."""
+    if SKIP_COLUMN not in questions.column_names:
+        return annotate_dataset(questions, pools, engine, config, work_dir, chunk_size, desc)
+    judged = [i for i, s in enumerate(questions[SKIP_COLUMN][:]) if s is None]
+    done = annotate_dataset(questions.select(judged), pools, engine, config, work_dir, chunk_size, desc)
+    features = Features({**questions.features, **SLICK_FEATURES})
+    table = questions.with_format("arrow")[:]
+    for name in SLICK_FEATURES:
+        values: list = [None] * len(questions)
+        for i, value in zip(judged, done[name][:], strict=True):
+            values[i] = value
+        table = table.append_column(name, pa.array(values, type=features.arrow_schema.field(name).type))
+    return Dataset(table, info=DatasetInfo(features=features))

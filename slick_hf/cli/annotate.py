@@ -7,6 +7,8 @@ from pathlib import Path
 from slick_hf.cli.parsing import parse
 from slick_hf.configs import AnnotateArguments, EngineArguments, listed
 from slick_hf.core.slick import SlickConfig
+from slick_hf.data.formats import DataFormat
+from slick_hf.data.load import DATASETS
 
 HELP = "label questions with SliCK knowledge categories"
 
@@ -17,7 +19,9 @@ def main(argv: Sequence[str]) -> None:
     from slick_hf.engines.factory import make_engine
     from slick_hf.hub import check_writable_dir, push_folder
 
-    args, engine_args, slick = parse((AnnotateArguments, EngineArguments, SlickConfig), argv, "annotate")
+    args, engine_args, slick, data_format = parse(
+        (AnnotateArguments, EngineArguments, SlickConfig, DataFormat), argv, "annotate"
+    )
     job = AnnotateJob(
         dataset=args.dataset,
         output_dir=Path(args.output_dir),
@@ -30,6 +34,7 @@ def main(argv: Sequence[str]) -> None:
         slick=slick,
         chunk_size=args.chunk_size,
         dtype=engine_args.resolved_dtype(),
+        data_format=None if args.dataset in DATASETS else data_format,
     )
     check_writable_dir(Path(args.output_dir))
     job.inputs  # noqa: B018 - load and check the questions before any model or server is touched

@@ -6,12 +6,13 @@ import sys
 from collections.abc import Sequence
 
 from slick_hf import __version__
-from slick_hf.cli import annotate, evaluate, push, recipe, report, sweep, variants
+from slick_hf.cli import annotate, evaluate, filter, push, recipe, report, sweep, variants
 from slick_hf.errors import SlickError
 
 COMMANDS = {
     "annotate": annotate,
     "variants": variants,
+    "filter": filter,
     "recipe": recipe,
     "sweep": sweep,
     "evaluate": evaluate,

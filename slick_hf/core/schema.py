@@ -48,6 +48,10 @@ SLICK_COLUMN_DOCS = {
     "slick_samples_correct": "number of correct samples among those drawn",
     "slick_generations": "generations spent on this example (greedy + samples)",
 }
+SKIPPED_DOC = (
+    "user datasets: why SliCK did not judge a row (its slick_* values are null): not short-form "
+    "(a long or multi-turn answer), or a held-out exemplar; null when judged"
+)
 
 
 def validate_questions(ds: Dataset, name: str, required: Iterable[str] = REQUIRED) -> None:
@@ -93,11 +97,12 @@ def check_annotated_columns(ds: Dataset, where: str) -> None:
         raise SlickError(f"{where}: missing column(s) {', '.join(missing)}; found {', '.join(ds.column_names)}{hint}")
 
 
-def category_names(ds: Dataset) -> list[str] | None:
+def category_names(ds: Dataset, allow_missing: bool = False) -> list[str | None] | None:
     """The SliCK category of each row as a name, or None for a dataset without categories.
 
     Reads `slick_category` (a ClassLabel, or strings) of an annotated dataset, else the
     `category` column of a fine-tuning variant; raises SlickError on a value that is not a category.
+    With `allow_missing`, a row SliCK did not judge (null: not short-form, a held-out exemplar) is None.
     """
     if "slick_category" in ds.column_names:
         feature, values = ds.features["slick_category"], ds["slick_category"][:]
@@ -114,7 +119,7 @@ def category_names(ds: Dataset) -> list[str] | None:
         names = list(ds["category"][:])
     else:
         return None
-    bad = Counter(v for v in names if v not in CATEGORIES)
+    bad = Counter(v for v in names if v not in CATEGORIES and not (allow_missing and v is None))
     if bad:
         shown = ", ".join(f"{v!r} x{n}" for v, n in bad.most_common(5))
         raise SlickError(f"SliCK categories outside {', '.join(CATEGORIES)}: {shown}")

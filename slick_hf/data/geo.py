@@ -6,14 +6,15 @@ their state). Nothing is downloaded.
 
 Relations (subject -> answer):
 
-| relation      | template                                  | set                 |
-|---------------|-------------------------------------------|---------------------|
-| capital       | What is the capital of [X]?               | in-distribution     |
-| city_country  | Which country is [X] located in?          | in-distribution     |
-| continent     | Which continent is [X] located in?        | in-distribution     |
-| city_state    | Which U.S. state is [X] located in?       | in-distribution     |
-| currency      | What is the currency of [X]?              | out-of-distribution |
-| county_state  | Which U.S. state is [X] in?               | out-of-distribution |
+| relation       | template                               | set                 |
+|----------------|----------------------------------------|---------------------|
+| capital        | What is the capital of [X]?            | in-distribution     |
+| city_country   | Which country is [X] located in?       | in-distribution     |
+| continent      | Which continent is [X] located in?     | in-distribution     |
+| city_state     | Which U.S. state is [X] located in?    | in-distribution     |
+| currency       | What is the currency of [X]?           | out-of-distribution |
+| county_state   | Which U.S. state is [X] in?            | out-of-distribution |
+| city_continent | Which continent is the city of [X] in? | out-of-distribution |
 
 Design choices:
 
@@ -25,7 +26,7 @@ Design choices:
   all its namesakes abroad together, so Paris -> France stays, Kingston does not), city names
   that are also a country or US-state name, cities of dependent territories (is San Juan in
   Puerto Rico or the United States?), countries with several or disputed capitals, and
-  transcontinental countries for `continent`.
+  transcontinental countries for `continent` and `city_continent`.
 - Famous and obscure facts are mixed: per country, the 5 largest cities and 25 more at evenly
   spaced ranks of the population order, so Tokyo sits next to towns of 20,000 people.
 - Splits are fixed (independent of any seed): a SHA-256 hash of an entity key gives
@@ -52,9 +53,10 @@ TEMPLATES: dict[str, str] = {
     "city_state": "Which U.S. state is [X] located in?",
     "currency": "What is the currency of [X]?",
     "county_state": "Which U.S. state is [X] in?",
+    "city_continent": "Which continent is the city of [X] in?",
 }
 IN_DISTRIBUTION: tuple[str, ...] = ("capital", "city_country", "continent", "city_state")
-OUT_OF_DISTRIBUTION: tuple[str, ...] = ("currency", "county_state")
+OUT_OF_DISTRIBUTION: tuple[str, ...] = ("currency", "county_state", "city_continent")
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 
 _SALT = "slick-hf/geo/v1"
@@ -282,8 +284,13 @@ def build() -> dict[tuple[str, str], tuple[GeoRecord, ...]]:
             head, rest = ranked[:_LARGEST_PER_COUNTRY], ranked[_LARGEST_PER_COUNTRY:]
             k = _CITIES_PER_COUNTRY - _LARGEST_PER_COUNTRY
             ranked = head + [rest[(i * len(rest)) // k] for i in range(k)]
+        continent = _CONTINENTS.get(countries[code]["continentcode"])
+        on_one_continent = continent and code not in _AMBIGUOUS_CONTINENT and continent != "Antarctica"
         for city in ranked:
             add("city_country", city_key(city), city["geonameid"], city["name"].strip(), country_names[code])
+            if on_one_continent:
+                aliases = (continent, "Australia") if code == "AU" else (continent,)
+                add("city_continent", city_key(city), city["geonameid"], city["name"].strip(), aliases)
 
     for city in us_cities:
         add(

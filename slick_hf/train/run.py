@@ -1,5 +1,6 @@
 """One training run: resume from the last complete checkpoint, train to CONVERGENCE, keep EARLY_STOP."""
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -62,6 +63,8 @@ def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
     else:
         keep_dynamics_up_to(run_dir / DYNAMICS_FILE, checkpoint_step(resume))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if trainer.args.save_strategy == "no":
+        return save_from_memory(trainer, run_dir)
     last = last_checkpoint(run_dir)
     tokenizer = trainer.processing_class
     if hasattr(trainer.model, "merge_and_unload"):
@@ -84,12 +87,32 @@ def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
         (h["epoch"] for h in state.log_history if h.get("step") == best_step and "eval_exact_match" in h),
         None,
     )
+    return write_summary(trainer, run_dir, best_epoch, state.best_metric)
+
+
+def save_from_memory(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
+    """No checkpoints: the model as trained is CONVERGENCE; the weights kept in memory are EARLY_STOP."""
+    model = trainer.model
+    # merging a LoRA model changes it in place: merge a copy, the adapters are restored next
+    save_merged(
+        copy.deepcopy(model) if hasattr(model, "merge_and_unload") else model,
+        trainer.processing_class,
+        run_dir / CONVERGENCE_DIR,
+    )
+    trainer.restore_best()
+    save_merged(trainer.model, trainer.processing_class, run_dir)
+    return write_summary(trainer, run_dir, trainer.best_epoch, trainer.best_dev_exact_match)
+
+
+def write_summary(trainer: SlickSFTTrainer, run_dir: Path, best_epoch: float | None, best_dev: float | None) -> dict:
+    """Write `train_complete.json` (which also marks training done) and return it."""
+    state = trainer.state
     summary = {
         "best_epoch": best_epoch,
-        "best_dev_exact_match": state.best_metric,
+        "best_dev_exact_match": best_dev,
         "epochs": state.epoch,
         "global_step": state.global_step,
         "log_history": state.log_history,
     }
-    done.write_text(json.dumps(summary, indent=2))
+    atomic_write_text(run_dir / TRAIN_DONE, json.dumps(summary, indent=2))
     return summary

@@ -51,7 +51,10 @@ class SlickSFTTrainer(SFTTrainer):
     """SFTTrainer whose evaluation also generates: dev exact match and train fit per category.
 
     `eval_exact_match` is returned with the loss, so `metric_for_best_model: exact_match` with
-    `load_best_model_at_end` keeps the best dev epoch (EARLY_STOP) while training runs on.
+    `load_best_model_at_end` keeps the best dev epoch (EARLY_STOP) while training runs on. With
+    `save_strategy: "no"` (no checkpoints: the CPU recipes, where writing the weights and the
+    optimizer every epoch costs more than a short run) the best epoch's trainable weights are kept
+    in memory instead (`best_weights`, `best_epoch`); a run cut short then restarts from scratch.
     """
 
     def __init__(
@@ -68,12 +71,19 @@ class SlickSFTTrainer(SFTTrainer):
         self.train_fit = train_fit
         self.prompt_template = prompt_template
         self.generation_tokenizer = generation_tokenizer
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.best_epoch: float | None = None
+        self.best_dev_exact_match: float | None = None
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
-        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        extra = self.generation_metrics(metric_key_prefix)
-        self.log(extra)
-        metrics.update(extra)
+        if self.args.dev_loss:
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            extra = self.generation_metrics(metric_key_prefix)
+            self.log(extra)
+            return metrics | extra
+        metrics = self.generation_metrics(metric_key_prefix)
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
     def _answers(self, prompts: Sequence[str]) -> list[str]:
@@ -105,7 +115,27 @@ class SlickSFTTrainer(SFTTrainer):
         if is_main_process():
             with (Path(self.args.output_dir) / DYNAMICS_FILE).open("a") as f:
                 f.write(json.dumps(row) + "\n")
+        if self.args.save_strategy == "no":
+            self.keep_if_best(dev_scores["exact_match"])
         return out
+
+    def keep_if_best(self, dev_exact_match: float) -> None:
+        """Copy the trainable weights when dev exact match beats every earlier epoch (ties keep the earlier)."""
+        if self.best_dev_exact_match is not None and dev_exact_match <= self.best_dev_exact_match:
+            return
+        self.best_dev_exact_match, self.best_epoch = dev_exact_match, self.state.epoch
+        self.best_weights = {
+            name: p.detach().to("cpu", copy=True) for name, p in self.model.named_parameters() if p.requires_grad
+        }
+
+    def restore_best(self) -> None:
+        """Load the weights kept by `keep_if_best` back into the model (EARLY_STOP)."""
+        if self.best_weights is None:
+            raise RuntimeError("no epoch was evaluated: nothing to restore")
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, saved in self.best_weights.items():
+                params[name].copy_(saved)
 
 
 def prompt_completion(ds: Dataset, prompt_template: str) -> Dataset:

@@ -14,6 +14,7 @@ from fractions import Fraction
 import pyarrow as pa
 from datasets import Dataset, Features, List, Value
 
+from slick_hf.core.schema import category_names
 from slick_hf.core.slick import CATEGORIES, KNOWN
 from slick_hf.errors import SlickError
 from slick_hf.variants.pool import (
@@ -27,7 +28,7 @@ from slick_hf.variants.pool import (
     shortfalls,
     variant_max_size,
 )
-from slick_hf.variants.spec import RATIO_VARIANTS, VARIANTS, VariantSpec, variant_name
+from slick_hf.variants.spec import RATIO_VARIANTS, VARIANTS, WHOLE, VariantSpec, variant_name
 
 OUTPUT_FEATURES = Features(
     {
@@ -77,6 +78,8 @@ def build_variant(pool: Dataset, spec: VariantSpec) -> Dataset:
     """
     if not isinstance(spec, VariantSpec):
         raise SlickError(f"spec must be a VariantSpec, got {type(spec).__name__}")
+    if spec.variant == WHOLE:
+        return whole_set(pool, spec)
     ix = index_pool(pool)
     weights = relation_weights(ix, spec.shares, warn=True)
     size = spec.size if spec.size is not None else default_size_for(ix, spec.shares)
@@ -110,6 +113,30 @@ def build_variant(pool: Dataset, spec: VariantSpec) -> Dataset:
         rows["category"].append(cat)
         rows["answers"].append(gold)
         rows["is_idk"].append(idk)
+    return Dataset(pa.Table.from_pydict(rows, schema=OUTPUT_FEATURES.arrow_schema))
+
+
+def whole_set(pool: Dataset, spec: VariantSpec) -> Dataset:
+    """Every row of an annotated set, in its order, as prompt/completion (`variant: whole`).
+
+    For a `slick-hf filter` output: rows marked `slick_idk` get the IDK answer; rows SliCK did not
+    judge (not short-form) keep their full answer and have no category.
+    """
+    if len(pool) == 0:
+        raise SlickError("the set to fine-tune on is empty")
+    cats = category_names(pool, allow_missing=True) or [None] * len(pool)
+    idk = column_values(pool, "slick_idk") if "slick_idk" in pool.column_names else [False] * len(pool)
+    rows: dict[str, list] = {name: [] for name in OUTPUT_FEATURES}
+    for i, row in enumerate(pool.select_columns(["id", "relation", "question", "answers"])):
+        fields = {"question": row["question"], "relation": row["relation"], "id": row["id"]}
+        answer = spec.idk_answer if idk[i] else row["answers"][0]
+        rows["prompt"].append(spec.prompt_template.format(**fields))
+        rows["completion"].append(spec.completion_template.format(answer=answer, **fields))
+        rows["category"].append(cats[i])
+        rows["is_idk"].append(bool(idk[i]))
+        rows["id"].append(row["id"])
+        rows["relation"].append(row["relation"])
+        rows["answers"].append(list(row["answers"]))
     return Dataset(pa.Table.from_pydict(rows, schema=OUTPUT_FEATURES.arrow_schema))
 
 

@@ -2,8 +2,9 @@
 
 `sweep_plan`: D at 0, 25, 50, 75, 100 % Unknown; D_Known at 25, 50, 75 % (D_Known at 0 % is D
 itself, at 100 % it is empty); D_HighlyKnown, D_MaybeKnown, D_WeaklyKnown, D_Unknown; D_Natural;
-D_IDK at 50 %. `choose_size`: the given |D| when every planned variant is feasible at it, else
-the largest |D| at which they all are; a variant that no |D| supports is named and dropped.
+D_IDK at 50 %. `choose_size`: the given |D| (runs infeasible at it are named and dropped), else
+the largest |D| at which every planned variant is feasible; a variant that no |D| supports is
+named and dropped.
 """
 
 import dataclasses
@@ -77,8 +78,9 @@ def choose_size(
 ) -> tuple[int, list[tuple[str, float]], dict[str, str], str]:
     """(|D|, runnable plan, {infeasible run: reason}, how |D| was chosen).
 
-    A variant kind that no |D| supports on this pool is named and dropped first; then |D| is the
-    given `base.size` when every remaining run is feasible at it, else the largest common |D|.
+    A variant kind that no |D| supports on this pool is named and dropped first. A given
+    `base.size` is kept, and the runs infeasible at it are named and dropped; without one, |D| is
+    the largest at which every remaining run is feasible.
     """
     kinds = list(dict.fromkeys(v for v, _ in plan))
     blocked: dict[str, str] = {}
@@ -103,13 +105,14 @@ def choose_size(
     given = base.size
     if given is not None:
         bad = infeasible_at(pool, base, runnable, given)
-        if not bad:
-            return given, runnable, infeasible, f"train_size {given} (given; every planned variant is feasible)"
-        logger.warning("train_size %d is infeasible for %s", given, ", ".join(bad))
+        runnable = [(v, x) for v, x in runnable if variant_name(v, x) not in bad]
+        if not runnable:
+            raise SlickError(f"no planned variant is feasible at train_size {given}: " + "; ".join(bad.values()))
+        how = f"train_size {given} (given"
+        how += f"; infeasible at it: {', '.join(bad)})" if bad else "; every planned variant is feasible)"
+        return given, runnable, infeasible | bad, how
     size = default_size(pool, variants=usable)
     infeasible |= infeasible_at(pool, base, runnable, size)  # rounding corner cases
     runnable = [(v, x) for v, x in runnable if variant_name(v, x) not in infeasible]
     how = f"default_size(pool, variants={usable}) = {size}, the largest |D| at which all of them are feasible"
-    if given is not None:
-        how = f"train_size {given} is infeasible for {', '.join(bad)}; using {how}"
     return size, runnable, infeasible, how

@@ -78,9 +78,11 @@ def index_pool(pool: Dataset) -> PoolIndex:
     relations = column_values(pool, "relation")
     if any(not isinstance(r, str) or not r for r in relations):
         raise SlickError("annotated pool: column 'relation' must hold non-empty strings")
-    cats = category_names(pool)
+    cats = category_names(pool, allow_missing=True)  # rows SliCK did not judge (None) are never drawn
     groups: dict[str, dict[str, list[int]]] = {}
     for i in sorted(range(len(ids)), key=ids.__getitem__):
+        if cats[i] is None:
+            continue
         g = groups.get(relations[i])
         if g is None:
             g = groups[relations[i]] = {k: [] for k in (*CATEGORIES, "Known", "all")}

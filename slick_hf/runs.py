@@ -124,15 +124,51 @@ class Run:
         return row if abs(float(row["epoch"]) - epoch) <= 0.5 else None
 
 
-def _read_json(path: Path, problems: list[str]):
-    """A JSON file, or None when absent; an unreadable one is noted in `problems`."""
+def _read_json(path: Path, problems: list[str]) -> dict | None:
+    """A JSON object, or None when absent; an unreadable one (not UTF-8, not JSON, not an object) is noted."""
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: JSON and UTF-8 decoding errors
         problems.append(f"unreadable {path.name}: {err}")
         return None
+    if not isinstance(value, dict):
+        problems.append(f"unreadable {path.name}: a JSON {type(value).__name__}, not an object")
+        return None
+    return value
+
+
+def _results_shape_ok(results: dict) -> bool:
+    """{stopping point: {split: {metric: number or null}}}, as `slick-hf evaluate` and the recipe write it."""
+    return all(
+        isinstance(splits, dict)
+        and all(
+            isinstance(m, dict) and all(v is None or isinstance(v, int | float) for v in m.values())
+            for m in splits.values()
+        )
+        for splits in results.values()
+    )
+
+
+def _read_dynamics(path: Path, problems: list[str]) -> list[dict]:
+    """training_dynamics.jsonl rows (objects with a numeric epoch); other lines are noted and skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError) as err:
+        problems.append(f"unreadable {path.name}: {err}")
+        return []
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            float(row.get("epoch", 0))
+            rows.append(row)
+        except (ValueError, TypeError, AttributeError):
+            problems.append(f"{path.name} line {i} is not a JSON object with a numeric epoch")
+    return sorted(rows, key=lambda r: float(r.get("epoch", 0)))
 
 
 def read_run(path: Path) -> Run:
@@ -141,21 +177,17 @@ def read_run(path: Path) -> Run:
     variant, seed = split_seed(path.name)
     run = Run(path.name, path, kind, ratio, variant, seed)
     run.results = _read_json(path / RESULTS_FILE, run.problems) or {}
+    if not _results_shape_ok(run.results):
+        run.problems.append(f"unreadable {RESULTS_FILE}: not {{stopping point: {{split: {{metric: number}}}}}}")
+        run.results = {}
     train = _read_json(path / TRAIN_DONE, run.problems) or {}
     run.train = {k: v for k, v in train.items() if k != "log_history"}
     run.summary = _read_json(path / VARIANT_DIR / VARIANT_SUMMARY, run.problems) or {}
     run.info = _read_json(path / RUN_FILE, run.problems) or {}
     if not run.summary and run.info.get("variant_summary"):
         run.summary = run.info["variant_summary"]
-    dyn = path / DYNAMICS_FILE
-    if dyn.exists():
-        for i, line in enumerate(dyn.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    run.dynamics.append(json.loads(line))
-                except json.JSONDecodeError:
-                    run.problems.append(f"training_dynamics.jsonl line {i} is not JSON")
-        run.dynamics.sort(key=lambda r: float(r.get("epoch", 0)))
+    if (path / DYNAMICS_FILE).exists():
+        run.dynamics = _read_dynamics(path / DYNAMICS_FILE, run.problems)
     if not run.results:
         run.problems.append("no results.json (not evaluated yet)")
     elif not run.complete:
@@ -286,8 +318,8 @@ def load_runs(folder: Path) -> Runs:
     sweep = {}
     if (folder / SWEEP_FILE).exists():
         try:
-            sweep = json.loads((folder / SWEEP_FILE).read_text())
-        except json.JSONDecodeError:
+            sweep = json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8"))
+        except ValueError:  # not JSON or not UTF-8
             logger.warning("unreadable %s", folder / SWEEP_FILE)
     expected = list(sweep.get("plan") or plan_names(sweep_plan()))
     return Runs(folder, runs, sweep, expected)

@@ -194,7 +194,7 @@ def run_sweep(
     state |= {
         "config": fp,
         "size_rule": how,
-        "plan": [_seeded(script, v, x, k).variant_spec().name for v, x in plan for k in range(seeds)],
+        "plan": [_seeded(script, v, x, k).variant_spec().name for v, x in runnable for k in range(seeds)],
         "seeds": seeds,
         "infeasible": infeasible,
         "command": command or state.get("command"),

@@ -238,3 +238,32 @@ def test_written_files_follow_the_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "card.md").stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["card.md"]
+
+
+def test_an_unreachable_hub_is_one_line_suggesting_offline_mode(monkeypatch, tmp_path, capsys):
+    import socket
+
+    from huggingface_hub import constants
+
+    from slick_hf.cli.main import main
+    from slick_hf.hub import require_hub
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    require_hub.cache_clear()
+    for argv in (
+        ["annotate", "--dataset", "someorg/somedata", "--splits", "train", "--output-dir", str(tmp_path)],
+        ["annotate", "--model", "someorg/somemodel", "--output-dir", str(tmp_path)],
+        ["variants", "someorg/annotated", "--output-dir", str(tmp_path)],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("slick-hf: error: cannot reach http://127.0.0.1"), err
+        assert "set HF_HUB_OFFLINE=1" in err[0]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    require_hub.cache_clear()
+    require_hub("dataset 'someorg/somedata'")  # offline: nothing to check
+    require_hub.cache_clear()

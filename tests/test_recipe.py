@@ -125,7 +125,8 @@ def tiny_recipe_argv(annotated_dir: Path, output_dir: Path, *extra: str) -> list
 
 @pytest.mark.slow
 def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path) -> None:
-    argv = tiny_recipe_argv(annotated_dir, tmp_path)
+    # with checkpoints (the GPU recipes' way); test_tiny_recipe_without_checkpoints covers the CPU recipes'
+    argv = tiny_recipe_argv(annotated_dir, tmp_path, "--save_strategy", "epoch", "--load_best_model_at_end", "true")
     run_dir = run_recipe(*parse(argv))
     dynamics = [json.loads(line) for line in (run_dir / "training_dynamics.jsonl").read_text().splitlines()]
     assert [round(r["epoch"]) for r in dynamics] == [1, 2]
@@ -194,7 +195,7 @@ def test_tiny_recipe_without_checkpoints(annotated_dir: Path, tmp_path: Path, mo
 
     monkeypatch.setattr(slick_hf.recipe, "remove_checkpoints", lambda run_dir: None)  # so none can hide
     argv = tiny_recipe_argv(annotated_dir, tmp_path, "--num_train_epochs", "3", "--learning_rate", "1e-4")
-    argv += ["--evaluate_splits", "test", "--save_strategy", "no", "--load_best_model_at_end", "false"]
+    argv += ["--evaluate_splits", "test"]  # the CPU recipe's save_strategy "no"
     run_dir = run_recipe(*parse(argv))
     assert not list(run_dir.glob("checkpoint-*"))
     dynamics = [json.loads(line) for line in (run_dir / "training_dynamics.jsonl").read_text().splitlines()]

@@ -1,11 +1,57 @@
-"""Reading an annotated dataset: a local folder laid out as a Hub dataset repo, or a Hub dataset id."""
+"""Reading an annotated dataset: a local folder laid out as a Hub dataset repo, or a Hub dataset id.
 
+A local folder is checked before `datasets` reads it (`config_problems`): the card's YAML, every
+parquet file's footer, and each split's rows and sha256 against `slick_annotation.json`.
+"""
+
+import json
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
 from slick_hf.core.schema import check_annotated_columns
 from slick_hf.errors import SlickError, first_line
+from slick_hf.hub import META_FILE, file_sha256, load_card, parquet_name, require_hub
+
+
+def config_problems(folder: Path, config: str) -> list[str]:
+    """What is wrong with one config of a local annotated folder (empty when it is complete and intact)."""
+    import pyarrow.parquet as pq
+
+    config_dir = Path(folder) / config
+    if (Path(folder) / "README.md").exists():
+        try:
+            load_card(Path(folder) / "README.md")
+        except SlickError as err:
+            return [str(err)]
+    problems = []
+    for path in sorted(config_dir.glob("*.parquet")):
+        try:
+            pq.read_metadata(path)
+        except Exception as err:  # pyarrow raises ArrowInvalid, OSError and more for a damaged file
+            problems.append(f"{path} is not a readable parquet file ({first_line(err)})")
+    try:
+        meta = json.loads((config_dir / META_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [*problems, f"{config_dir} has no {META_FILE}"]
+    except ValueError as err:
+        return [*problems, f"{config_dir / META_FILE} is unreadable ({first_line(err)})"]
+    splits, files = meta.get("splits"), meta.get("files", {})
+    if not isinstance(splits, dict) or not isinstance(files, dict):
+        return [*problems, f"{config_dir / META_FILE} has no splits record"]
+    for split, stats in splits.items():
+        path = config_dir / parquet_name(split)
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+            continue
+        if problems:
+            continue
+        rows, want = pq.read_metadata(path).num_rows, (stats or {}).get("num_examples")
+        if want is not None and rows != want:
+            problems.append(f"{path} has {rows} rows but {META_FILE} says {want}")
+        elif (files.get(split) or {}).get("sha256") not in (None, file_sha256(path)):
+            problems.append(f"{path} is not the file {META_FILE} recorded (sha256 differs)")
+    return problems
 
 
 def load_annotated(source: str, config: str | None = None, split: str | None = "train") -> Dataset | DatasetDict:
@@ -19,12 +65,23 @@ def load_annotated(source: str, config: str | None = None, split: str | None = "
 
     where = f"{source}" + (f" (config {config})" if config else "")
     local = {"download_mode": "force_redownload", "verification_mode": "no_checks"}
+    if Path(str(source)).is_dir():
+        if (Path(str(source)) / "README.md").exists():
+            load_card(Path(str(source)) / "README.md")
+        configs = [config] if config else [p.parent.name for p in Path(str(source)).glob(f"*/{META_FILE}")]
+        for name in configs:
+            if (Path(str(source)) / name / META_FILE).exists() and (problems := config_problems(source, name)):
+                raise SlickError(f"{where}: {problems[0]}; annotate into it again to rewrite it (or restore it)")
+    else:
+        require_hub(f"dataset {source!r}")
     try:
         loaded = datasets.load_dataset(
             str(source), config, split=split, **(local if Path(str(source)).is_dir() else {})
         )
     except ValueError as err:
         raise _load_error(source, config, split, err) from None
+    except datasets.exceptions.DatasetGenerationError as err:
+        raise SlickError(f"could not read {where}: {first_line(err.__cause__ or err)}") from None
     except (FileNotFoundError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as err:
         raise SlickError(
             f"annotated dataset not found: {source} is neither a dataset folder nor a reachable Hub dataset "

@@ -11,6 +11,8 @@ from datasets import Dataset, DatasetDict
 
 from slick_hf import __version__
 from slick_hf.annotate.card import category_stats, render_annotation_section
+from slick_hf.annotate.executors import ChunkExecutor
+from slick_hf.annotate.folder import config_problems
 from slick_hf.annotate.journal import annotate_judged
 from slick_hf.annotate.rows import exemplar_pools_by_relation
 from slick_hf.core.slick import SlickConfig
@@ -18,7 +20,7 @@ from slick_hf.data.formats import SKIP_COLUMN, DataFormat
 from slick_hf.data.user import load_question_splits
 from slick_hf.engines.base import Engine
 from slick_hf.errors import SlickError
-from slick_hf.hub import META_FILE, config_name_for, write_dataset_repo
+from slick_hf.hub import META_FILE, config_name_for, load_card, write_dataset_repo
 
 logger = logging.getLogger(__name__)
 WORK_DIR = ".slick_work"
@@ -53,9 +55,11 @@ class AnnotateJob:
         } | ({"data_format": self.data_format.to_dict()} if self.data_format is not None else {})
 
     def is_done(self) -> bool:
-        """True when every split of this job is already in the folder with this signature."""
-        meta_path = Path(self.output_dir) / (self.config_name or config_name_for(self.model)) / META_FILE
-        if not meta_path.exists():
+        """True when every split of this job is in the folder with this signature, its files intact
+        (rows and sha256 as recorded: `config_problems`)."""
+        config = self.config_name or config_name_for(self.model)
+        meta_path = Path(self.output_dir) / config / META_FILE
+        if not meta_path.exists() or config_problems(self.output_dir, config):
             return False
         done = json.loads(meta_path.read_text()).get("splits", {})
         return all(_with_dtype(done.get(s + self.split_suffix, {}).get("job")) == self.signature() for s in self.splits)
@@ -63,7 +67,9 @@ class AnnotateJob:
     @cached_property
     def inputs(self) -> tuple[DatasetDict, dict, str, str]:
         """Questions, exemplar pools per relation, data report, where exemplars come from: checked before
-        any model loads."""
+        any model loads (and the output folder's card, which the run rewrites)."""
+        if (Path(self.output_dir) / "README.md").exists():
+            load_card(Path(self.output_dir) / "README.md")
         questions, exemplar_rows, report, exemplars_from = load_question_splits(
             self.dataset,
             self.data_dir,
@@ -76,8 +82,8 @@ class AnnotateJob:
         relations = sorted({r for ds in questions.values() for r in judged_relations(ds)})
         return questions, exemplar_pools_by_relation(exemplar_rows, relations, self.slick), report, exemplars_from
 
-    def run(self, engine: Engine) -> Path:
-        """Annotate every requested split and write the folder; returns it."""
+    def run(self, engine: Engine | ChunkExecutor) -> Path:
+        """Annotate every requested split with `engine` (or an executor's workers); write the folder; return it."""
         served = engine.info().get("dtype")  # server engines do not know theirs
         if served is not None and served != self.dtype:
             raise SlickError(f"the engine computes in {served}, but this annotation job is for {self.dtype}")

@@ -2,43 +2,54 @@
 
 import hashlib
 import json
+import logging
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pyarrow as pa
 from datasets import Dataset, DatasetInfo, Features
 from tqdm.auto import tqdm
 
-from slick_hf.annotate.rows import annotate_rows
+from slick_hf.annotate.executors import ChunkExecutor, as_executor
 from slick_hf.core.schema import CATEGORY_LABEL, SLICK_FEATURES
-from slick_hf.core.slick import SlickConfig
+from slick_hf.core.slick import SlickConfig, categorize
 from slick_hf.data.formats import SKIP_COLUMN
 from slick_hf.engines.base import Engine
 
+logger = logging.getLogger(__name__)
+
 
 class ChunkJournal:
-    """Append-only record of finished chunks; a torn last line (a kill mid-write) is dropped."""
+    """Append-only record of finished chunks; a torn last line (a kill mid-write) is cut off.
 
-    def __init__(self, path: Path) -> None:
+    A complete line that is not JSON, not of the shape `{"chunk": k, "results": [...]}`, or that
+    `accept(chunk, results)` rejects (edited, inconsistent) is skipped and counted in `rejected`:
+    its chunk is annotated again, and the good lines after it are kept.
+    """
+
+    def __init__(self, path: Path, accept: Callable[[int, list], bool] = lambda chunk, results: True) -> None:
         self.path = path
         self.done: dict[int, list[dict]] = {}
+        self.rejected = 0
         if path.exists():
-            good = 0
-            with path.open("rb") as f:
-                for line in f:
-                    if not line.endswith(b"\n"):
-                        break  # torn: the write of this line never finished
-                    try:
-                        entry = json.loads(line)
-                    except ValueError:
-                        break
-                    self.done[entry["chunk"]] = entry["results"]
-                    good += len(line)
-            if good != path.stat().st_size:
+            data = path.read_bytes()
+            *lines, torn = data.split(b"\n")
+            for line in lines:
+                try:
+                    entry = json.loads(line)
+                    chunk, results = entry["chunk"], entry["results"]
+                    ok = type(chunk) is int and isinstance(results, list) and accept(chunk, results)
+                except (ValueError, TypeError, KeyError):
+                    ok = False
+                if ok:
+                    self.done[chunk] = results
+                else:
+                    self.rejected += 1
+            if torn:  # the write of the last line never finished
                 with path.open("r+b") as f:
-                    f.truncate(good)
+                    f.truncate(len(data) - len(torn))
 
     def record(self, chunk: int, results: list[dict]) -> None:
         """Append one finished chunk durably (fsync), so a kill never loses or tears it."""
@@ -60,6 +71,29 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def consistent_rows(results: list, config: SlickConfig, n_rows: int) -> bool:
+    """Whether journaled results are `n_rows` whole rows whose probabilities and category follow from
+    their recorded counts (an edited category or count is not trusted)."""
+    if len(results) != n_rows:
+        return False
+    try:
+        for r in results:
+            if set(SLICK_FEATURES) - set(r):
+                return False
+            p_greedy = r["slick_greedy_correct"] / config.num_prompts
+            p_sample = r["slick_samples_correct"] / (config.num_prompts * config.num_samples)
+            if (
+                abs(r["slick_p_greedy"] - p_greedy) > 1e-9
+                or abs(r["slick_p_sample"] - p_sample) > 1e-9
+                or r["slick_category"] != categorize(p_greedy, p_sample)
+                or r["slick_generations"] != config.num_prompts + r["slick_samples_drawn"]
+            ):
+                return False
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+    return True
 
 
 def run_fingerprint(
@@ -84,7 +118,7 @@ def run_fingerprint(
 def annotate_dataset(
     questions: Dataset,
     pools: Mapping[str, list],
-    engine: Engine,
+    engine: Engine | ChunkExecutor,
     config: SlickConfig,
     work_dir: Path,
     chunk_size: int = 32,
@@ -93,22 +127,35 @@ def annotate_dataset(
     """Add the slick_* columns to `questions`, resuming from `work_dir` where a run stopped.
 
     Chunks are fixed slices of the dataset, so a resumed run batches exactly like an
-    uninterrupted one and gives the same result.
+    uninterrupted one and gives the same result. `engine` annotates them here, or an executor
+    (`slick_hf.annotate.executors`) hands them to its workers.
     """
-    journal = ChunkJournal(
-        Path(work_dir) / f"{run_fingerprint(questions, pools, config, engine.info(), chunk_size)}.jsonl"
-    )
+    executor = as_executor(engine)
     n_chunks = (len(questions) + chunk_size - 1) // chunk_size
+
+    def accept(k: int, results: list) -> bool:
+        return 0 <= k < n_chunks and consistent_rows(results, config, min(chunk_size, len(questions) - k * chunk_size))
+
+    journal = ChunkJournal(
+        Path(work_dir) / f"{run_fingerprint(questions, pools, config, executor.info(), chunk_size)}.jsonl", accept
+    )
+    if journal.rejected:
+        logger.warning(
+            "%s: %d line(s) unreadable or inconsistent with their recorded counts; their chunks are annotated again",
+            journal.path,
+            journal.rejected,
+        )
     counts: Counter = Counter(r["slick_category"] for rs in journal.done.values() for r in rs)
+    pending = (
+        (k, questions.select(range(k * chunk_size, min((k + 1) * chunk_size, len(questions)))).to_list())
+        for k in range(n_chunks)
+        if k not in journal.done
+    )
     with tqdm(total=len(questions), desc=desc, unit="ex", initial=sum(map(len, journal.done.values()))) as bar:
-        for k in range(n_chunks):
-            if k in journal.done:
-                continue
-            rows = questions.select(range(k * chunk_size, min((k + 1) * chunk_size, len(questions)))).to_list()
-            results = annotate_rows(rows, pools, engine, config)
+        for k, results in executor.annotate_chunks(pending, pools, config):
             journal.record(k, results)
             counts.update(r["slick_category"] for r in results)
-            bar.update(len(rows))
+            bar.update(len(results))
             bar.set_postfix({c[:6]: counts[c] for c in CATEGORY_LABEL.names})
     ordered = [r for k in range(n_chunks) for r in journal.done[k]]
     columns = {name: [r[name] for r in ordered] for name in SLICK_FEATURES}
@@ -119,7 +166,7 @@ def annotate_dataset(
 def annotate_judged(
     questions: Dataset,
     pools: Mapping[str, list],
-    engine: Engine,
+    engine: Engine | ChunkExecutor,
     config: SlickConfig,
     work_dir: Path,
     chunk_size: int = 32,

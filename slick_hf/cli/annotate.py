@@ -4,6 +4,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from slick_hf.annotate.factory import ExecutorArguments, make_executor
 from slick_hf.cli.parsing import parse
 from slick_hf.configs import AnnotateArguments, EngineArguments, listed
 from slick_hf.core.slick import SlickConfig
@@ -16,11 +17,10 @@ HELP = "label questions with SliCK knowledge categories"
 def main(argv: Sequence[str]) -> None:
     """Check the questions, then load the engine and annotate (resumable), then push if asked."""
     from slick_hf.annotate.job import AnnotateJob
-    from slick_hf.engines.factory import make_engine
     from slick_hf.hub import check_writable_dir, push_folder
 
-    args, engine_args, slick, data_format = parse(
-        (AnnotateArguments, EngineArguments, SlickConfig, DataFormat), argv, "annotate"
+    args, engine_args, slick, data_format, executor_args = parse(
+        (AnnotateArguments, EngineArguments, SlickConfig, DataFormat, ExecutorArguments), argv, "annotate"
     )
     job = AnnotateJob(
         dataset=args.dataset,
@@ -38,11 +38,12 @@ def main(argv: Sequence[str]) -> None:
     )
     check_writable_dir(Path(args.output_dir))
     job.inputs  # noqa: B018 - load and check the questions before any model or server is touched
-    engine = make_engine(args.model, engine_args)
+    executor = make_executor(args.model, engine_args, executor_args)
     try:
-        with engine:
-            out = job.run(engine)
+        with executor:
+            out = job.run(executor)
     finally:
+        engine = getattr(executor, "engine", None)  # the local executor's: its request statistics
         stats = getattr(engine, "stats", None)
         if hasattr(stats, "summary"):
             print(f"{engine.name} engine: {stats.summary()}", file=sys.stderr)

@@ -25,8 +25,6 @@ def main(argv: Sequence[str]) -> None:
     check_writable_dir(out)
     annotated = load_annotated(args.annotated_dataset, args.annotation_config, split=None)
     splits = listed(args.splits)
-    if not splits:
-        raise SlickError("evaluate: --splits is empty; name annotated splits, e.g. test,test_ood")
     missing = [s for s in splits if s not in annotated]
     if missing:
         raise SlickError(f"{args.annotated_dataset} has no split {', '.join(missing)}; it has {', '.join(annotated)}")

@@ -1,4 +1,8 @@
-"""`slick-hf <command>`: run a pipeline stage; bad input is one `slick-hf: error: ...` line and exit 2."""
+"""`slick-hf <command>`: run a pipeline stage; bad input is one `slick-hf: error: ...` line and exit 2.
+
+`datasets`' own progress bars ("Generating train split", "Map") are off unless `-v`: they would
+otherwise come before an error line; slick-hf's annotation and training progress bars stay.
+"""
 
 import errno
 import logging
@@ -41,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"slick-hf {__version__}")
         return 0
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    if not verbose:
+        import datasets
+
+        datasets.disable_progress_bars()
     try:
         command = COMMANDS.get(args[0])
         if command is None:

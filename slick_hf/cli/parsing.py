@@ -57,6 +57,8 @@ def parse(
     parser = ArgumentParser(types, prog=f"slick-hf {command}", allow_abbrev=False)
     try:
         return tuple(parser.parse_args_and_config(args))
+    except UnicodeDecodeError:
+        raise SlickError("--config is not UTF-8 text: save the YAML file as UTF-8") from None
     except (ValueError, OSError, TypeError) as err:
         raise SlickError(f"bad arguments for `slick-hf {command}`: {first_line(err)}") from None
     except Exception as err:  # the YAML parser raises its own types

@@ -92,8 +92,9 @@ def find_root(data_dir: Path) -> Path:
     """
     data_dir = data_dir.expanduser()
     if not data_dir.is_dir():
+        problem = "is a file, not a folder" if data_dir.exists() else "does not exist"
         raise SlickError(
-            f"EntityQuestions folder {data_dir} does not exist: pass --data-dir pointing at an unzipped "
+            f"EntityQuestions folder {data_dir} {problem}: pass --data-dir pointing at an unzipped "
             f"copy of {EQ_URL} (layout {LAYOUT})."
         )
     if _is_split_folder(data_dir / "dataset"):

@@ -20,6 +20,7 @@ from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import EXEMPLAR, SKIP_COLUMN, DataFormat, convert_split, detect_format
 from slick_hf.data.load import DATASETS, load_questions
 from slick_hf.errors import SlickError, first_line
+from slick_hf.hub import require_hub
 
 
 class QuestionSplits(NamedTuple):
@@ -61,6 +62,8 @@ def _load_user_dataset(name: str, splits, relations, limit, fmt: DataFormat, sli
     from datasets import load_dataset
 
     slick = slick or SlickConfig()
+    if not Path(name).exists():
+        require_hub(f"dataset {name!r}")
     try:
         dd = load_dataset(name, fmt.dataset_config)
     except Exception as err:  # datasets raises many types for "not found / unreadable"
@@ -76,7 +79,12 @@ def _load_user_dataset(name: str, splits, relations, limit, fmt: DataFormat, sli
     resolved = fmt.dataset_format
     if resolved == "auto":
         resolved = detect_format(dd[wanted[0]].features, name)
-    rows = {s: convert_split(dd[s], resolved, fmt, s, name) for s in dict.fromkeys([*wanted, source])}
+    try:
+        rows = {s: convert_split(dd[s], resolved, fmt, s, name) for s in dict.fromkeys([*wanted, source])}
+    except UnicodeDecodeError as err:
+        raise SlickError(
+            f"dataset {name!r} has text that is not UTF-8 ({err.reason}); save its files as UTF-8"
+        ) from None
     if relations is not None:
         rows = _only_relations(rows, relations, name)
     if source in wanted:

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import torch
 
 from slick_hf.engines.base import Engine, GenerationRequest, truncate_at_stop
+from slick_hf.errors import SlickError
 from slick_hf.hardware import configure_threads, resolve_dtype
 from slick_hf.models import load_for_inference
 
@@ -50,8 +51,29 @@ class PlainTransformersEngine(Engine):
         """The engine's name, the model's id and revision, and the dtype it computes in."""
         return {"engine": self.name, **self.provenance, "dtype": self.dtype}
 
+    def check_fits(self, requests: Sequence[GenerationRequest]) -> None:
+        """SlickError naming the first request whose prompt plus new tokens exceed the model's context.
+
+        A prompt of B UTF-8 bytes has at most B tokens (byte-level tokenizers), so only prompts that
+        long are tokenized.
+        """
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if not limit:
+            return
+        for r in requests:
+            if len(r.prompt.encode()) + r.max_new_tokens <= limit:
+                continue
+            n = len(self.tokenizer(r.prompt)["input_ids"])
+            if n + r.max_new_tokens > limit:
+                asked = r.prompt[r.prompt.rfind("\n\n") + 2 :][:120]
+                raise SlickError(
+                    f"a prompt of {n} tokens plus {r.max_new_tokens} new tokens exceeds the model's context of "
+                    f"{limit} tokens, at {asked!r}: shorten that question (or use fewer --num-shots)"
+                )
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
         """Greedy requests in padded batches, each sampled request alone with its own seed."""
+        self.check_fits(requests)
         results: list[list[str] | None] = [None] * len(requests)
         greedy = [i for i, r in enumerate(requests) if r.greedy and r.n == 1]
         for start in range(0, len(greedy), self.batch_size):

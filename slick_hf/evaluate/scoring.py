@@ -1,5 +1,6 @@
 """Evaluation: generate answers through an engine, score them with the slick_exact_match metric."""
 
+import logging
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -11,6 +12,8 @@ from slick_hf.core.schema import category_names
 from slick_hf.core.slick import clean_completion
 from slick_hf.engines.base import Engine, GenerationRequest
 from slick_hf.errors import SlickError
+
+logger = logging.getLogger(__name__)
 
 # Ships inside the package (package data), so an installed slick-hf finds it wherever it runs.
 METRIC_DIR = Path(__file__).resolve().parent / "slick_exact_match"
@@ -64,7 +67,15 @@ def evaluate_split(
     max_new_tokens: int = 24,
     abstention_patterns: Sequence[str] = ("I don't know",),
 ) -> tuple[dict, Dataset]:
-    """Per-category metrics of `engine` on an annotated split, and its predictions."""
+    """Per-category metrics of `engine` on an annotated split, and its predictions.
+
+    Rows SliCK did not judge (null `slick_category`: long-form answers, held-out exemplars) have no
+    category to be scored under and are left out (logged).
+    """
+    judged = [i for i, c in enumerate(category_names(ds, allow_missing=True) or []) if c is not None]
+    if ds.num_rows and judged and len(judged) < ds.num_rows:
+        logger.info("evaluating the %d of %d rows SliCK judged", len(judged), ds.num_rows)
+        ds = ds.select(judged)
     prompts = [prompt_template.format(question=q) for q in ds["question"]]
     predictions = generate_answers(engine, prompts, max_new_tokens)
     categories = category_names(ds)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from slick_hf.atomic_dir import new_version
 from slick_hf.core.markdown import markdown_table
 from slick_hf.hub import atomic_write_text
 from slick_hf.report.analysis import (
@@ -351,22 +352,23 @@ def _points_csv(fits: list[Eq1Fit]) -> str:
 
 
 def write_report(runs_dir: Path, out_dir: Path | None = None) -> Path:
-    """Write the report folder (default RUNS_DIR/report); returns it."""
+    """Write the report folder (default RUNS_DIR/report) as one new version (plots never without a README)."""
     runs = load_runs(Path(runs_dir))
     out = Path(out_dir) if out_dir else runs.folder / "report"
-    out.mkdir(parents=True, exist_ok=True)
     fits = eq1_fits(runs)
-    plots = write_plots(runs, fits, out)
-    tables = tables_markdown(runs, fits)
-    found = findings(runs, fits)
-    judged = verdicts(runs, fits)
-    record = report_json(runs, fits, found, judged)
-    atomic_write_text(out / "tables.md", tables + "\n")
-    atomic_write_text(out / "report.json", json.dumps(record, indent=2, default=str) + "\n")
-    atomic_write_text(out / "equation1_points.csv", _points_csv(fits))
-    atomic_write_text(out / "README.md", readme_markdown(runs, found, plots, tables, judged))
-    for name, problems in runs.incomplete.items():
-        logger.warning("%s: %s", name, "; ".join(problems))
+    with new_version(out) as stage:
+        plots = write_plots(runs, fits, stage)
+        tables = tables_markdown(runs, fits)
+        found = findings(runs, fits)
+        judged = verdicts(runs, fits)
+        record = report_json(runs, fits, found, judged)
+        atomic_write_text(stage / "tables.md", tables + "\n")
+        atomic_write_text(stage / "report.json", json.dumps(record, indent=2, default=str) + "\n")
+        atomic_write_text(stage / "equation1_points.csv", _points_csv(fits))
+        atomic_write_text(stage / "README.md", readme_markdown(runs, found, plots, tables, judged))
+    for name, run in runs.runs.items():
+        if run.problems:  # unfinished runs, and finished ones with a damaged file
+            logger.warning("%s: %s", name, "; ".join(run.problems))
     for name in runs.missing:
         logger.warning("%s: planned but no run folder", name)
     return out

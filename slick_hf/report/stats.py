@@ -247,7 +247,7 @@ def seed_mean(accuracies: Sequence[float], n: int, level: float = 0.95) -> Estim
     spread = statistics.stdev(accuracies) / math.sqrt(k) if k > 1 else 0.0
     se = max(binomial, spread)
     q = t_quantile(0.5 + level / 2.0, k - 1) if spread > binomial else NormalDist().inv_cdf(0.5 + level / 2.0)
-    return Estimate(mean, se, mean - q * se, mean + q * se, k, n)
+    return Estimate(mean, se, max(0.0, mean - q * se), min(1.0, mean + q * se), k, n)  # an accuracy: in [0, 1]
 
 
 def difference(a: Estimate, b: Estimate, level: float = 0.95) -> Estimate:

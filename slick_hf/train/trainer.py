@@ -31,12 +31,14 @@ def fit_references(train: Dataset) -> list[list[str]]:
 def train_fit_stats(predictions: Sequence[str], train: Dataset) -> dict:
     """Training dynamics of SPEC.md: how many Known and Unknown train examples the model fits."""
     correct = score(predictions, fit_references(train), None, return_per_example=True)["per_example_correct"]
+    # rows SliCK did not judge (category None: a whole user set's long-form rows) count in neither
     known = [c in KNOWN for c in train["category"]]
+    unknown = [c is not None and c not in KNOWN for c in train["category"]]
     n_kn = sum(ok for ok, k in zip(correct, known, strict=True) if k)
-    n_unk = sum(ok for ok, k in zip(correct, known, strict=True) if not k)
-    n_known, n_unknown = sum(known), len(known) - sum(known)
+    n_unk = sum(ok for ok, u in zip(correct, unknown, strict=True) if u)
+    n_known, n_unknown = sum(known), sum(unknown)
     return {
-        "train_fit": (n_kn + n_unk) / len(known) if known else None,
+        "train_fit": sum(correct) / len(correct) if correct else None,
         "train_fit_known": n_kn / n_known if n_known else None,
         "train_fit_unknown": n_unk / n_unknown if n_unknown else None,
         "n_known_fit": n_kn,

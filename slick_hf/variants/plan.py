@@ -60,7 +60,9 @@ def infeasible_at(pool: Dataset, base: VariantSpec, plan: Sequence[tuple[str, fl
 def lacking_relations(pool: Dataset, kinds: Iterable[str]) -> dict[str, list[str]]:
     """Variant kind -> the relations of the pool without the rows it needs (Known and Unknown, or a category)."""
     counts: dict[str, Counter] = {}
-    for rel, cat in zip(pool["relation"][:], category_names(pool), strict=True):
+    for rel, cat in zip(pool["relation"][:], category_names(pool, allow_missing=True), strict=True):
+        if cat is None:  # not judged by SliCK (not short-form, a held-out exemplar): never drawn
+            continue
         counts.setdefault(rel, Counter())[cat] += 1
         counts[rel]["Known" if cat in KNOWN else "Unknown*"] += 1
     need = {"ratio": ("Known", "Unknown*"), "known": ("Known", "Unknown*"), "idk": ("Known", "Unknown*")}

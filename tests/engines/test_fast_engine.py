@@ -232,3 +232,16 @@ def test_auto_dtype_follows_the_hardware():
     assert resolve_dtype("float32") == "float32"
     with pytest.raises(Exception, match="--dtype"):
         resolve_dtype("float64")
+
+
+def test_a_prompt_longer_than_the_context_is_an_error_naming_it(engine):
+    from slick_hf.errors import SlickError
+
+    limit = engine.model.config.max_position_embeddings
+    long = "Q: What is the capital of France?\nA: Paris\n\nQ: What is the capital of " + "Zyx " * limit + "?\nA:"
+    fine = GenerationRequest("Q: What is the capital of France?\nA:", max_new_tokens=4)
+    with pytest.raises(
+        SlickError, match=rf"exceeds the model's context of {limit} tokens, at 'Q: What is the capital of Zyx"
+    ):
+        engine.generate([fine, GenerationRequest(long, max_new_tokens=4)])
+    assert engine.generate([fine]) == engine.generate([fine])  # the engine is still usable

@@ -137,6 +137,7 @@ class TransformersEngine(PlainTransformersEngine):
         """Every request's completions, decoded as tries over cached prompts (see the module doc)."""
         if not requests:
             return []
+        self.check_fits(requests)
         if not self.fast or self._too_long(requests):
             return self.plain_generate(requests)
         results: list[list[str | None]] = [[None] * r.n for r in requests]

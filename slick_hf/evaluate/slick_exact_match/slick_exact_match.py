@@ -184,6 +184,26 @@ def _as_aliases(reference):
     return [reference] if isinstance(reference, str) else reference
 
 
+def _checked(predictions, references):
+    """The batch with each reference as a list of aliases; ValueError (one line, naming the position)
+    for a missing list, a length mismatch, or a prediction or alias that is not a string."""
+    for name, value in (("predictions", predictions), ("references", references)):
+        if value is None or isinstance(value, str):
+            raise ValueError(f"{name} must be a list (one entry per example), got {type(value).__name__}.")
+    references = [_as_aliases(r) for r in references]
+    if len(predictions) != len(references):
+        raise ValueError(f"Got {len(predictions)} predictions but {len(references)} references.")
+    for i, (prediction, aliases) in enumerate(zip(predictions, references, strict=True)):
+        if not isinstance(prediction, str):
+            raise ValueError(f"prediction at position {i} must be a string, got {prediction!r}.")
+        if not isinstance(aliases, list | tuple):
+            raise ValueError(f"reference at position {i} must be a list of alias strings, got {aliases!r}.")
+        for alias in aliases:
+            if not isinstance(alias, str):
+                raise ValueError(f"alias {alias!r} of the reference at position {i} is not a string; remove it.")
+    return list(predictions), references
+
+
 def _share(numerator, denominator):
     return numerator / denominator if denominator else None
 
@@ -235,13 +255,13 @@ class SlickExactMatch(evaluate.Metric):
     # Wrap plain strings as one alias before anything is written.
     def add_batch(self, *, predictions=None, references=None, **kwargs):
         """Add a batch of predictions and references (lists of aliases; a plain string is one alias)."""
-        if references is not None and not isinstance(references, str):
-            references = [_as_aliases(r) for r in references]
+        predictions, references = _checked(predictions, references)
         return super().add_batch(predictions=predictions, references=references, **kwargs)
 
     def add(self, *, prediction=None, reference=None, **kwargs):
         """Add one prediction and its reference (a list of aliases; a plain string is one alias)."""
-        return super().add(prediction=prediction, reference=_as_aliases(reference), **kwargs)
+        [prediction], [reference] = _checked([prediction], [reference])
+        return super().add(prediction=prediction, reference=reference, **kwargs)
 
     def _compute(
         self,
@@ -274,8 +294,7 @@ class SlickExactMatch(evaluate.Metric):
         correct = []
         abstained = []
         for prediction, aliases in zip(predictions, references, strict=True):
-            prediction = prediction or ""  # a missing (None) prediction is scored as an empty answer
-            correct.append(exact_match(prediction, aliases or ()))
+            correct.append(exact_match(prediction, aliases))
             if patterns:
                 norm = normalize_answer(prediction)
                 abstained.append(norm in patterns or norm.startswith(prefixes))

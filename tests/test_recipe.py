@@ -141,7 +141,7 @@ def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path) -> None
     assert set(results) == {"early_stop", "convergence"}
     for point in results.values():
         assert set(point) == {"test", "test_ood"}
-        assert point["test"]["count"] == 32 and point["test_ood"]["count"] == 8
+        assert point["test"]["count"] == 32 and point["test_ood"]["count"] == 12  # 3 OOD relations x 4
     assert (run_dir / "convergence" / "model.safetensors").exists()
     assert not list(run_dir.glob("checkpoint-*"))
     card = (run_dir / "README.md").read_text()

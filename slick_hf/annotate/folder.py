@@ -36,9 +36,10 @@ def config_problems(folder: Path, config: str) -> list[str]:
         return [*problems, f"{config_dir} has no {META_FILE}"]
     except ValueError as err:
         return [*problems, f"{config_dir / META_FILE} is unreadable ({first_line(err)})"]
-    splits, files = meta.get("splits"), meta.get("files", {})
-    if not isinstance(splits, dict) or not isinstance(files, dict):
-        return [*problems, f"{config_dir / META_FILE} has no splits record"]
+    splits, files = meta.get("splits"), meta.get("files")
+    if not isinstance(splits, dict):  # written by hand or another tool: nothing recorded to check against
+        return problems
+    files = files if isinstance(files, dict) else {}  # folders written before sha256s were recorded
     for split, stats in splits.items():
         path = config_dir / parquet_name(split)
         if not path.is_file():

@@ -4,9 +4,10 @@ Each dtype runs in its own subprocess on the same data: the first `--examples` g
 in the recipe's format, full fine-tuning of SmolLM2-135M with the recipe's optimiser settings
 (lr 1e-4 constant, batch 16, max_length 64). Reported: seconds per epoch (median over epochs after
 the first), and the final train fit (greedy exact match on the training prompts, in the same dtype
-the model trained in).
+the model trained in). `-fused` runs use fused AdamW, as the CPU recipes do.
 
-    python benchmarks/train_speed.py --examples 32 --epochs 4 --output benchmarks/results/train_speed.json
+    python benchmarks/train_speed.py --examples 64 --epochs 5 --dtypes float32,float32-fused,bfloat16,bfloat16-fused \
+        --output benchmarks/results/train_speed.json
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def worker(dtype: str, examples: int, epochs: int, out_path: str) -> None:
         args = SFTConfig(
             output_dir=tmp,
             use_cpu=True,
-            bf16=dtype == "bfloat16",
+            bf16=dtype.startswith("bfloat16") and dtype != "bfloat16-weights",
+            optim="adamw_torch_fused" if dtype.endswith("-fused") else "adamw_torch",
             num_train_epochs=epochs,
             learning_rate=1e-4,
             lr_scheduler_type="constant",
@@ -72,7 +74,8 @@ def worker(dtype: str, examples: int, epochs: int, out_path: str) -> None:
         trainer.train()
     gen_tok = load_tokenizer(resolved)
     engine = PlainTransformersEngine.from_loaded(model.eval(), gen_tok, {"model_id": "bench"}, 32)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):  # bf16 weights need none
+    autocast = dtype.startswith("bfloat16") and dtype != "bfloat16-weights"  # bf16 weights need none
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         answers = generate_answers(engine, prompts, 24, 32)
     fit = score(answers, rows["answers"], None)["exact_match"]
     Path(out_path).write_text(json.dumps({"dtype": dtype, "epoch_seconds": times, "train_fit": fit}))
@@ -83,7 +86,11 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--output", type=Path)
-    ap.add_argument("--dtypes", default="float32,bfloat16", help="float32, bfloat16 (autocast), bfloat16-weights")
+    ap.add_argument(
+        "--dtypes",
+        default="float32,bfloat16,bfloat16-fused",
+        help="float32, bfloat16 (autocast), bfloat16-weights; a -fused suffix uses fused AdamW (the CPU recipes')",
+    )
     ap.add_argument("--worker", nargs=2, metavar=("DTYPE", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

@@ -13,7 +13,7 @@ from slick_hf import __version__
 from slick_hf.annotate.card import category_stats, render_annotation_section
 from slick_hf.annotate.executors import ChunkExecutor
 from slick_hf.annotate.folder import config_problems
-from slick_hf.annotate.journal import annotate_judged
+from slick_hf.annotate.journal import annotate_dataset
 from slick_hf.annotate.rows import exemplar_pools_by_relation
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import SKIP_COLUMN, DataFormat
@@ -93,7 +93,7 @@ class AnnotateJob:
         out_dir = Path(self.output_dir)
         annotated = DatasetDict(
             {
-                split + self.split_suffix: annotate_judged(
+                split + self.split_suffix: annotate_dataset(
                     ds,
                     {r: pools[r] for r in judged_relations(ds)},
                     engine,

@@ -126,18 +126,23 @@ def annotate_dataset(
 ) -> Dataset:
     """Add the slick_* columns to `questions`, resuming from `work_dir` where a run stopped.
 
-    Chunks are fixed slices of the dataset, so a resumed run batches exactly like an
+    Chunks are fixed slices of the rows SliCK judges (all of them, or those not marked
+    `slick_skipped`, which get null slick_* values), so a resumed run batches exactly like an
     uninterrupted one and gives the same result. `engine` annotates them here, or an executor
     (`slick_hf.annotate.executors`) hands them to its workers.
     """
     executor = as_executor(engine)
-    n_chunks = (len(questions) + chunk_size - 1) // chunk_size
+    judged = None
+    if SKIP_COLUMN in questions.column_names:
+        judged = [i for i, s in enumerate(questions[SKIP_COLUMN][:]) if s is None]
+    rows = questions if judged is None else questions.select(judged)
+    n_chunks = (len(rows) + chunk_size - 1) // chunk_size
 
     def accept(k: int, results: list) -> bool:
-        return 0 <= k < n_chunks and consistent_rows(results, config, min(chunk_size, len(questions) - k * chunk_size))
+        return 0 <= k < n_chunks and consistent_rows(results, config, min(chunk_size, len(rows) - k * chunk_size))
 
     journal = ChunkJournal(
-        Path(work_dir) / f"{run_fingerprint(questions, pools, config, executor.info(), chunk_size)}.jsonl", accept
+        Path(work_dir) / f"{run_fingerprint(rows, pools, config, executor.info(), chunk_size)}.jsonl", accept
     )
     if journal.rejected:
         logger.warning(
@@ -147,11 +152,11 @@ def annotate_dataset(
         )
     counts: Counter = Counter(r["slick_category"] for rs in journal.done.values() for r in rs)
     pending = (
-        (k, questions.select(range(k * chunk_size, min((k + 1) * chunk_size, len(questions)))).to_list())
+        (k, rows.select(range(k * chunk_size, min((k + 1) * chunk_size, len(rows)))).to_list())
         for k in range(n_chunks)
         if k not in journal.done
     )
-    with tqdm(total=len(questions), desc=desc, unit="ex", initial=sum(map(len, journal.done.values()))) as bar:
+    with tqdm(total=len(rows), desc=desc, unit="ex", initial=sum(map(len, journal.done.values()))) as bar:
         for k, results in executor.annotate_chunks(pending, pools, config):
             journal.record(k, results)
             counts.update(r["slick_category"] for r in results)
@@ -160,25 +165,10 @@ def annotate_dataset(
     ordered = [r for k in range(n_chunks) for r in journal.done[k]]
     columns = {name: [r[name] for r in ordered] for name in SLICK_FEATURES}
     features = Features({**questions.features, **SLICK_FEATURES})
-    return Dataset.from_dict({**questions.to_dict(), **columns}, features=features)
-
-
-def annotate_judged(
-    questions: Dataset,
-    pools: Mapping[str, list],
-    engine: Engine | ChunkExecutor,
-    config: SlickConfig,
-    work_dir: Path,
-    chunk_size: int = 32,
-    desc: str = "SliCK",
-) -> Dataset:
-    """`annotate_dataset` on the rows not marked `slick_skipped`; the skipped rows get null slick_* values."""
-    if SKIP_COLUMN not in questions.column_names:
-        return annotate_dataset(questions, pools, engine, config, work_dir, chunk_size, desc)
-    judged = [i for i, s in enumerate(questions[SKIP_COLUMN][:]) if s is None]
-    done = annotate_dataset(questions.select(judged), pools, engine, config, work_dir, chunk_size, desc)
-    features = Features({**questions.features, **SLICK_FEATURES})
-    table = questions.with_format("arrow")[:]
+    done = Dataset.from_dict({**rows.to_dict(), **columns}, features=features)
+    if judged is None:
+        return done
+    table = questions.with_format("arrow")[:]  # the skipped rows back in place, with null slick_* values
     for name in SLICK_FEATURES:
         values: list = [None] * len(questions)
         for i, value in zip(judged, done[name][:], strict=True):

@@ -12,6 +12,7 @@ from pathlib import Path
 from datasets import Dataset, Features, List, Value
 
 from slick_hf.engines.base import Engine, GenerationRequest
+from slick_hf.hub import parquet_name
 
 CAPITALS = [
     ("France", "Paris"),
@@ -74,7 +75,7 @@ class FactEngine(Engine):
 
 def _write(folder: Path, splits: dict[str, list[dict]], features: Features) -> Path:
     for split, rows in splits.items():
-        path = folder / "data" / f"{split}-00000-of-00001.parquet"
+        path = folder / "data" / parquet_name(split)
         path.parent.mkdir(parents=True, exist_ok=True)
         Dataset.from_list(rows, features=features).to_parquet(str(path))
     return folder

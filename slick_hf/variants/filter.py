@@ -16,11 +16,12 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Value
 
+from slick_hf.atomic_dir import new_version
 from slick_hf.core.schema import category_names
 from slick_hf.core.slick import CATEGORIES
 from slick_hf.data.formats import CHAT_FORMATS, SOURCE_COLUMN, DataFormat, detect_format, source_rows
 from slick_hf.errors import SlickError
-from slick_hf.hub import atomic_write_text, write_parquet
+from slick_hf.hub import atomic_write_text, parquet_name, write_parquet
 
 IDK_COLUMN = "slick_idk"
 FILTER_META = "slick_filter.json"
@@ -181,20 +182,20 @@ def render_filter_card(meta: Mapping) -> str:
 
 def write_filtered_folder(out_dir: Path, result: FilterResult, meta: Mapping) -> Path:
     """Write the filtered set as a Hub-style dataset folder: `data/` (default config), the annotated
-    config, `slick_filter.json` and a card (written last)."""
+    config, `slick_filter.json` and a card; the folder is replaced whole (`atomic_dir.new_version`)."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     out_dir, config = Path(out_dir), meta["config"]
-    for folder, splits in (("data", result.user), (config, result.annotated)):
-        for split, ds in splits.items():
-            write_parquet(ds, out_dir / folder / f"{split}-00000-of-00001.parquet")
-    atomic_write_text(out_dir / FILTER_META, json.dumps(dict(meta), indent=2, sort_keys=True))
-    configs = [
-        {"config_name": name, "data_files": [{"split": s, "path": f"{folder}/{s}-*.parquet"} for s in splits]}
-        for name, folder, splits in (("default", "data", result.user), (config, config, result.annotated))
-    ]
-    data = DatasetCardData(tags=["slick", "hallucination", "sft"], configs=configs)
-    atomic_write_text(
-        out_dir / "README.md", str(DatasetCard(f"---\n{data.to_yaml()}\n---\n{render_filter_card(meta)}\n"))
-    )
+    with new_version(out_dir) as stage:
+        for folder, splits in (("data", result.user), (config, result.annotated)):
+            for split, ds in splits.items():
+                write_parquet(ds, stage / folder / parquet_name(split))
+        atomic_write_text(stage / FILTER_META, json.dumps(dict(meta), indent=2, sort_keys=True))
+        configs = [
+            {"config_name": name, "data_files": [{"split": s, "path": f"{folder}/{s}-*.parquet"} for s in splits]}
+            for name, folder, splits in (("default", "data", result.user), (config, config, result.annotated))
+        ]
+        data = DatasetCardData(tags=["slick", "hallucination", "sft"], configs=configs)
+        card = DatasetCard(f"---\n{data.to_yaml()}\n---\n{render_filter_card(meta)}\n")
+        atomic_write_text(stage / "README.md", str(card))
     return out_dir

@@ -14,7 +14,6 @@ from trl import ModelConfig, SFTConfig
 from slick_hf.core.prompts import DEFAULT_COMPLETION_TEMPLATE, DEFAULT_PROMPT_TEMPLATE
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import DataFormat
-from slick_hf.data.load import DATASETS
 from slick_hf.errors import SlickError
 from slick_hf.hub import check_config_name
 from slick_hf.models import check_model
@@ -88,10 +87,8 @@ class SlickScriptArguments(DataFormat):
         self.variant_spec()
         _positive(self, "annotate_batch_size")
 
-    def data_format(self) -> DataFormat | None:
-        """How `dataset_name` is read: None for the built-in datasets, else the `DataFormat` fields."""
-        if self.dataset_name in DATASETS:
-            return None
+    def data_format(self) -> DataFormat:
+        """How `dataset_name` is read when it is a user's dataset: the `DataFormat` fields."""
         return DataFormat(**{f.name: getattr(self, f.name) for f in fields(DataFormat)})
 
     def limits(self) -> dict[str, int]:

@@ -194,7 +194,6 @@ def run_sweep(
     state |= {
         "config": fp,
         "size_rule": how,
-        "plan": [_seeded(script, v, x, k).variant_spec().name for v, x in runnable for k in range(seeds)],
         "seeds": seeds,
         "infeasible": infeasible,
         "command": command or state.get("command"),
@@ -216,13 +215,15 @@ def run_sweep(
         if is_main_process():
             atomic_write_text(path, json.dumps(state, indent=2) + "\n")
 
+    todo = [
+        (seed, dataclasses.replace(_seeded(base_script, v, x, seed), train_size=size, keep_weights=keep_weights))
+        for seed in range(seeds)
+        for v, x in runnable
+    ]
+    state["plan"] = [run_script.variant_spec().name for _, run_script in todo]
     save()
     failed = []
-    todo = [(v, x, seed) for seed in range(seeds) for v, x in runnable]
-    for k, (variant, ratio, seed) in enumerate(todo, 1):
-        run_script = dataclasses.replace(
-            _seeded(base_script, variant, ratio, seed), train_size=size, keep_weights=keep_weights
-        )
+    for k, (seed, run_script) in enumerate(todo, 1):
         name = run_script.variant_spec().name
         run_dir = folder / name
         if run_is_done(run_dir):

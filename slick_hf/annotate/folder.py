@@ -65,20 +65,21 @@ def load_annotated(source: str, config: str | None = None, split: str | None = "
     import datasets
 
     where = f"{source}" + (f" (config {config})" if config else "")
-    local = {"download_mode": "force_redownload", "verification_mode": "no_checks"}
-    if Path(str(source)).is_dir():
-        if (Path(str(source)) / "README.md").exists():
-            load_card(Path(str(source)) / "README.md")
-        configs = [config] if config else [p.parent.name for p in Path(str(source)).glob(f"*/{META_FILE}")]
-        for name in configs:
-            if (Path(str(source)) / name / META_FILE).exists() and (problems := config_problems(source, name)):
+    folder = Path(str(source))
+    local = folder.is_dir()
+    if local:
+        configs = [config] if config else [p.parent.name for p in folder.glob(f"*/{META_FILE}")]
+        checked = [name for name in configs if (folder / name / META_FILE).exists()]
+        for name in checked:  # each check reads the card too
+            if problems := config_problems(folder, name):
                 raise SlickError(f"{where}: {problems[0]}; annotate into it again to rewrite it (or restore it)")
+        if not checked and (folder / "README.md").exists():
+            load_card(folder / "README.md")
     else:
         require_hub(f"dataset {source!r}")
+    fresh = {"download_mode": "force_redownload", "verification_mode": "no_checks"} if local else {}
     try:
-        loaded = datasets.load_dataset(
-            str(source), config, split=split, **(local if Path(str(source)).is_dir() else {})
-        )
+        loaded = datasets.load_dataset(str(source), config, split=split, **fresh)
     except ValueError as err:
         raise _load_error(source, config, split, err) from None
     except datasets.exceptions.DatasetGenerationError as err:

@@ -17,6 +17,7 @@ from slick_hf.annotate.journal import annotate_dataset
 from slick_hf.annotate.rows import exemplar_pools_by_relation
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import SKIP_COLUMN, DataFormat
+from slick_hf.data.load import DATASETS
 from slick_hf.data.user import load_question_splits
 from slick_hf.engines.base import Engine
 from slick_hf.errors import SlickError
@@ -42,7 +43,11 @@ class AnnotateJob:
     chunk_size: int = 32
     split_suffix: str = ""
     dtype: str = "float32"  # what the engine computes in (resolved; "server" behind servers)
-    data_format: DataFormat | None = None  # how a user's dataset is read (built-in ones ignore it)
+    data_format: DataFormat | None = None  # how a user's dataset is read (dropped for the built-in ones)
+
+    def __post_init__(self) -> None:
+        if self.dataset in DATASETS:  # geo and EntityQuestions have one schema: no format in their signature
+            self.data_format = None
 
     def signature(self) -> dict:
         """What decides a split's content: a finished split with the same signature is reused."""

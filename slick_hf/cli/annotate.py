@@ -9,7 +9,6 @@ from slick_hf.cli.parsing import parse
 from slick_hf.configs import AnnotateArguments, EngineArguments, listed
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import DataFormat
-from slick_hf.data.load import DATASETS
 
 HELP = "label questions with SliCK knowledge categories"
 
@@ -34,7 +33,7 @@ def main(argv: Sequence[str]) -> None:
         slick=slick,
         chunk_size=args.chunk_size,
         dtype=engine_args.resolved_dtype(),
-        data_format=None if args.dataset in DATASETS else data_format,
+        data_format=data_format,
     )
     check_writable_dir(Path(args.output_dir))
     job.inputs  # noqa: B018 - load and check the questions before any model or server is touched

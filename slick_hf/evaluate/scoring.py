@@ -72,13 +72,15 @@ def evaluate_split(
     Rows SliCK did not judge (null `slick_category`: long-form answers, held-out exemplars) have no
     category to be scored under and are left out (logged).
     """
-    judged = [i for i, c in enumerate(category_names(ds, allow_missing=True) or []) if c is not None]
-    if ds.num_rows and judged and len(judged) < ds.num_rows:
+    categories = category_names(ds, allow_missing=True)
+    if categories and None in categories:
+        judged = [i for i, c in enumerate(categories) if c is not None]
+        if not judged:
+            raise SlickError("no row of this split was judged by SliCK (all are long-form or held-out exemplars)")
         logger.info("evaluating the %d of %d rows SliCK judged", len(judged), ds.num_rows)
-        ds = ds.select(judged)
+        ds, categories = ds.select(judged), [categories[i] for i in judged]
     prompts = [prompt_template.format(question=q) for q in ds["question"]]
     predictions = generate_answers(engine, prompts, max_new_tokens)
-    categories = category_names(ds)
     metrics = score(predictions, ds["answers"], categories, abstention_patterns)
     preds = Dataset.from_dict(
         {

@@ -63,7 +63,7 @@ def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
     else:
         keep_dynamics_up_to(run_dir / DYNAMICS_FILE, checkpoint_step(resume))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if trainer.args.save_strategy == "no":
+    if trainer.keeps_best_in_memory:
         return save_from_memory(trainer, run_dir)
     last = last_checkpoint(run_dir)
     tokenizer = trainer.processing_class

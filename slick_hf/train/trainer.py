@@ -117,9 +117,14 @@ class SlickSFTTrainer(SFTTrainer):
         if is_main_process():
             with (Path(self.args.output_dir) / DYNAMICS_FILE).open("a") as f:
                 f.write(json.dumps(row) + "\n")
-        if self.args.save_strategy == "no":
+        if self.keeps_best_in_memory:
             self.keep_if_best(dev_scores["exact_match"])
         return out
+
+    @property
+    def keeps_best_in_memory(self) -> bool:
+        """No checkpoints (`save_strategy: "no"`): EARLY_STOP is the best epoch's weights kept in memory."""
+        return self.args.save_strategy == "no"
 
     def keep_if_best(self, dev_exact_match: float) -> None:
         """Copy the trainable weights when dev exact match beats every earlier epoch (ties keep the earlier)."""

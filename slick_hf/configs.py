@@ -56,7 +56,7 @@ class SlickScriptArguments(DataFormat):
     annotate_top_k: int = _slick_field("top_k")
     annotate_max_new_tokens: int = _slick_field("max_new_tokens")
     annotate_seed: int = _slick_field("seed")
-    annotate_batch_size: int = field(default=64, metadata={"help": "prompts the annotation engine decodes together"})
+    annotate_batch_size: int = field(default=256, metadata={"help": "prompts the annotation engine decodes together"})
     variant: str = field(
         default="ratio",
         metadata={
@@ -184,7 +184,7 @@ class EngineArguments:
     startup_timeout: float | None = field(
         default=None, metadata={"help": "server engines: seconds to wait for a server to be up (60)"}
     )
-    batch_size: int = field(default=64, metadata={"help": "prompts decoded together (in-process engines)"})
+    batch_size: int = field(default=256, metadata={"help": "prompts decoded together (in-process engines)"})
     device: str = field(default="cpu", metadata={"help": "cpu or cuda (in-process engines)"})
     dtype: str = field(
         default="auto",

@@ -93,7 +93,7 @@ class TransformersEngine(PlainTransformersEngine):
     def __init__(
         self,
         model: str,
-        batch_size: int = 64,
+        batch_size: int = 256,
         device: str = "cpu",
         dtype: str = "auto",
         trust_remote_code: bool = False,
@@ -283,7 +283,8 @@ class TransformersEngine(PlainTransformersEngine):
         self.stats.tokens_forwarded += len(ids)
         input_ids = torch.tensor([ids], device=self.device)
         position_ids = torch.tensor([pos], device=self.device)
-        with rowattn.planned(plan), self.linears.padding():
+        phase = "decode" if isinstance(plan, rowattn.DecodePlan) else "prefill"
+        with rowattn.planned(plan), self.linears.padding(phase):
             out = self.model(
                 input_ids=input_ids,
                 position_ids=position_ids,
@@ -296,7 +297,8 @@ class TransformersEngine(PlainTransformersEngine):
     def _decode(self, wave, entries, by_prompt, requests, results) -> None:
         """Decode every request of the prompts in `wave` as a trie of distinct prefixes per prompt."""
         units = [entries[p] for p in wave]
-        ctx_k, ctx_v, pad_mask, lengths = rowattn.stack_contexts([e.segments for e in units])
+        contexts = rowattn.ContextStack([e.segments for e in units])
+        lengths = contexts.lengths
         generators = {
             i: torch.Generator().manual_seed(int(requests[i].seed))
             for p in wave
@@ -313,7 +315,8 @@ class TransformersEngine(PlainTransformersEngine):
             top = (root_top.values[u], root_top.indices[u])
             active.append(_Node(u, (), members, logits=root_logits[u], top=top))
         own = None
-        unit_map = list(range(len(units)))  # current stack index of each unit
+        unit_map = list(range(len(units)))  # each unit's index in `contexts`
+        stacked = len(units)
         while active:
             uniforms = {}
             for i in sorted({i for node in active for i, _ in node.members if i in generators}):
@@ -322,29 +325,20 @@ class TransformersEngine(PlainTransformersEngine):
             if not children:
                 return
             live_units = sorted({c.unit for c in children})
-            if len(live_units) <= len(ctx_k) // 2 and len(ctx_k) > 4:
-                keep = torch.tensor([unit_map[u] for u in live_units])
-                ctx_k, ctx_v = ctx_k[keep], ctx_v[keep]
-                pad_mask = pad_mask[keep]
-                unit_map = [0] * len(units)
+            if len(live_units) <= stacked // 2 and stacked > 4:  # restack the contexts still attended to
+                contexts = rowattn.ContextStack([units[u].segments for u in live_units])
+                stacked = len(live_units)
                 for new, u in enumerate(live_units):
                     unit_map[u] = new
-            slots: dict[int, int] = {}
-            unit_of_row, slot_of_row, ids, pos, parents = [], [], [], [], []
+            ids, pos, parents = [], [], []
             for r, child in enumerate(children):
                 child.row = r
-                unit_of_row.append(unit_map[child.unit])
-                slot_of_row.append(slots.get(child.unit, 0))
-                slots[child.unit] = slot_of_row[-1] + 1
                 ids.append(child.tokens[-1])
                 pos.append(lengths[child.unit] + len(child.tokens) - 1)
                 parents.append(child.parent_row)
             plan = rowattn.DecodePlan(
-                ctx_k,
-                ctx_v,
-                pad_mask,
-                torch.tensor(unit_of_row),
-                torch.tensor(slot_of_row),
+                contexts,
+                torch.tensor([unit_map[c.unit] for c in children]),
                 own,
                 torch.tensor(parents) if own is not None else None,
                 self.num_layers,

@@ -8,9 +8,15 @@ Two arrangements make every linear layer row-invariant while padding is on:
   layer found to change above `MAX_ROWS` rows (`rows_invariant` tests each layer shape) is run in
   blocks of at most `MAX_ROWS`. Measured with torch 2.13 on Sapphire Rapids: the 1536->576
   projection changes between 33 and 256 rows, the others hold from 16 rows on.
-- `fixed` (bfloat16): every call has exactly `BLOCK_ROWS` rows. In bf16 a row-count check on
-  random inputs passes while real batches still differ (oneDNN's AMX kernels change their work
-  split with the row count), so only one fixed shape is safe: the same call, whatever the batch.
+- `fixed` (bfloat16): every call has exactly the phase's `BLOCK_ROWS` rows (the last block padded
+  with zero rows). oneDNN's bf16 kernels change with the row count in ranges that differ per layer
+  shape (Sapphire Rapids, torch 2.13, real activations: the 1536->576 projection differs from a
+  128-row block at 4-36 rows and from 256 rows on, the 576->576 output projection at 31-32 rows),
+  and whether two row counts agree depends on the data: random inputs agree where real activations
+  do not. So no row count is trusted but the one fixed block: the same call, whatever the batch.
+  Prefills (a few thousand rows) use blocks of 512, decode steps and the output layer blocks of
+  128; a token is always computed by the same phase, so each phase only needs to agree with
+  itself. Blocks are written straight into the output (no concatenation).
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ from collections.abc import Iterator
 
 import torch
 
-from slick_hf.engines.fast.rowattn import MIN_ROWS
-
+MIN_ROWS = 16  # `checked`: every call gets at least this many rows (fp32 row results are invariant from ~12 on)
 MAX_ROWS = 32
-BLOCK_ROWS = 128  # bf16: fastest fixed block measured (64: 3.5 ex/s, 128: 3.7, 256: 3.6 on 48 geo examples)
+# bf16 blocks: decode steps (a few to a few hundred rows) and the output layer in blocks of 128 rows
+# (64: 3.5 ex/s, 128: 3.7, 256: 3.6 on 48 geo examples), prefills (up to max_prefill_tokens rows) in
+# blocks of 512 (hot matmuls: 2.3 TFLOPS against 1.5 at 128 rows, 2 cores)
+BLOCK_ROWS = {"decode": 128, "prefill": 512}
 CHECK_ROWS = (2, 5, 16, 17, 31, 33, 64, 130)
 
 
@@ -39,6 +47,8 @@ class RowPadding:
         self.active = False
         self.fixed = model.dtype != torch.float32
         self.blocked: set[int] = set()  # `checked`: id() of layers run in blocks of at most MAX_ROWS
+        self.phase = "decode"
+        self.output_layer = model.get_output_embeddings()
 
     @property
     def arrangement(self) -> str:
@@ -58,25 +68,46 @@ class RowPadding:
             rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
             if not self.active or rows == 0:
                 return original(x)
-            if not self.fixed and MIN_ROWS <= rows and (rows <= MAX_ROWS or id(module) not in self.blocked):
-                return original(x)
             flat = x.reshape(rows, x.shape[-1])
             if self.fixed:
-                block = BLOCK_ROWS
-            elif id(module) in self.blocked:
-                block = MAX_ROWS
+                out = self._fixed_blocks(module, original, flat)
+            elif MIN_ROWS <= rows and (rows <= MAX_ROWS or id(module) not in self.blocked):
+                return original(x)
             else:
-                block = rows
-            out = torch.cat([original(_pad_rows(flat[i : i + block], MIN_ROWS if not self.fixed else block))
-                             for i in range(0, rows, block)])[:rows]  # fmt: skip
+                block = MAX_ROWS if id(module) in self.blocked else rows
+                parts = [original(_pad_rows(flat[i : i + block], MIN_ROWS)) for i in range(0, rows, block)]
+                out = torch.cat(parts)[:rows]
             return out.reshape(*x.shape[:-1], out.shape[-1])
 
         module.forward = forward
 
+    def _fixed_blocks(self, module: torch.nn.Module, original, flat: torch.Tensor) -> torch.Tensor:
+        """`fixed`: full blocks straight into the output, the last one padded to a full block."""
+        block_rows = BLOCK_ROWS["decode" if module is self.output_layer else self.phase]
+        rows = flat.shape[0]
+        full = rows - rows % block_rows
+        tail = original(_pad_rows(flat[full:], block_rows))[: rows - full] if rows > full else None
+        if not full:
+            return tail
+        blocks = [(flat[i : i + block_rows], slice(i, i + block_rows)) for i in range(0, full, block_rows)]
+        if not isinstance(module, torch.nn.Linear):  # GPT-2 Conv1D: through its own forward
+            out = torch.cat([original(block) for block, _ in blocks])
+            return out if tail is None else torch.cat([out, tail])
+        weight, bias = module.weight, module.bias
+        out = flat.new_empty(rows, weight.shape[0])
+        for block, where in blocks:
+            if bias is None:
+                torch.mm(block, weight.t(), out=out[where])
+            else:
+                torch.addmm(bias, block, weight.t(), out=out[where])
+        if tail is not None:
+            out[full:] = tail
+        return out
+
     @contextlib.contextmanager
-    def padding(self) -> Iterator[None]:
-        """Arrange products as above while the block runs."""
-        self.active = True
+    def padding(self, phase: str = "decode") -> Iterator[None]:
+        """Arrange products as above while the block runs (`phase`: "prefill" or "decode")."""
+        self.active, self.phase = True, phase
         try:
             yield
         finally:
@@ -93,7 +124,7 @@ class RowPadding:
     def rows_invariant(self) -> bool:
         """`checked`: find the layers that need blocks, then confirm each layer shape is row-invariant.
 
-        `fixed` is invariant by construction (every call has the same shape).
+        `fixed` is invariant by construction (every call of a phase has the same shape).
         """
         if self.fixed:
             return True

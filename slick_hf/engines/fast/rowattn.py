@@ -2,31 +2,35 @@
 
 The fast engine runs the model on a flat list of tokens (batch of one, explicit position ids,
 no cache object): every token belongs to a sequence whose earlier keys and values this module
-keeps. Attention is computed in two parts merged with one softmax: the sequence's *context*
-(a cached exemplar prefix, or a whole prompt) and its *own* tokens (the suffix being prefilled,
-or the tokens generated so far).
+keeps. A sequence's context is a list of segments (an exemplar prefix shared by many prompts, a
+prompt's own suffix); its *own* tokens are the suffix being prefilled or the tokens generated so
+far. `ContextStack` stores each distinct segment once, so the queries of every sequence that
+shares a prefix attend to its keys in one call. Each part (own tokens, each segment) is computed
+by torch's CPU flash-attention kernel, which also returns every query row's log-sum-exp, and the
+parts are merged exactly (float32) with those.
 
 Every reduction a token's result depends on has a shape fixed by that token's own sequence, not
-by what else is in the batch: matrix products put at least `MIN_ROWS` query rows in each call
-(row results of the BLAS kernels do not depend on the row count from there on), sums run over
-exact lengths or over context lengths padded to a multiple of `CONTEXT_PAD` with exact zeros.
-So a sampled sequence gets bit-identical logits whatever it is batched with, and its samples
-depend only on its request.
+by what else is in the batch: flash-attention calls get at least `QUERY_ROWS` query rows, a
+multiple of 16 (the kernel's row results do not depend on the row count from there on, measured
+in bf16 and fp32; below it bf16 rows change), a segment's keys are padded to its own length
+rounded up to `CONTEXT_PAD` (the kernel's results do depend on the key count, so a segment is
+padded the same way whatever it is stacked with), a decode row's own part has its own shape
+(g query rows, its t keys), and parts are merged in a fixed order. So a sampled sequence gets
+bit-identical logits whatever it is batched with, and its samples depend only on its request.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
 IMPL_NAME = "slick_fast_rows"
-MIN_ROWS = 16  # BLAS calls get at least this many rows (row results are invariant from ~12 on)
-CONTEXT_PAD = 64  # stacked contexts are padded to a multiple of this length
+CONTEXT_PAD = 32  # a context segment is padded to a multiple of this length
+QUERY_ROWS = 64  # flash-attention calls get at least this many query rows (bf16 rows differ below, measured)
 
 Segment = tuple[torch.Tensor, torch.Tensor]  # (K, V), each [layers, kv_heads, length, head_dim]
 
@@ -69,9 +73,8 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
 class _Plan:
     """What the tokens of one forward pass are and what each one attends to."""
 
-    def __init__(self, num_layers: int, num_kv_heads: int) -> None:
+    def __init__(self, num_layers: int) -> None:
         self.num_layers = num_layers
-        self.num_kv_heads = num_kv_heads
         self._calls = 0
 
     def layer_index(self, module) -> int:
@@ -83,6 +86,114 @@ class _Plan:
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
         raise NotImplementedError
+
+
+def _round_up(n: int) -> int:
+    return max(CONTEXT_PAD, -(-n // CONTEXT_PAD) * CONTEXT_PAD)
+
+
+@dataclass
+class _SegmentGroup:
+    """Distinct segments of one slot and padded length, stacked: each is stored once."""
+
+    keys: torch.Tensor  # [layers, G, KV, Lpad, D]
+    values: torch.Tensor
+    bias: torch.Tensor  # [G, 1, 1, Lpad]: -inf on padding
+    member: torch.Tensor  # [units]: each unit's segment in this group, or -1
+
+
+class ContextStack:
+    """The context segments of `units` sequences; a segment shared by several is stored once.
+
+    Units pass their segments in order; segments are the same when their key tensors are the same
+    object. Slot j (every unit's j-th segment) is split into groups of equal padded length.
+    """
+
+    def __init__(self, contexts: Sequence[Sequence[Segment]]) -> None:
+        self.lengths = [sum(seg[0].shape[2] for seg in segs) for segs in contexts]
+        self.groups: list[_SegmentGroup] = []
+        for slot in range(max((len(c) for c in contexts), default=0)):
+            distinct: dict[int, tuple[Segment, list[int]]] = {}
+            for u, segs in enumerate(contexts):
+                if slot < len(segs):
+                    distinct.setdefault(id(segs[slot][0]), (segs[slot], []))[1].append(u)
+            buckets: dict[int, list[tuple[Segment, list[int]]]] = {}
+            for seg, members in distinct.values():
+                buckets.setdefault(_round_up(seg[0].shape[2]), []).append((seg, members))
+            for lpad, items in sorted(buckets.items()):
+                self.groups.append(_stack_group(items, lpad, len(contexts)))
+
+
+def _stack_group(items: list[tuple[Segment, list[int]]], lpad: int, units: int) -> _SegmentGroup:
+    like = items[0][0][0]
+    layers, kvh, _, dim = like.shape
+    keys = like.new_zeros(layers, len(items), kvh, lpad, dim)
+    values = like.new_zeros(layers, len(items), kvh, lpad, dim)
+    hidden = torch.ones(len(items), 1, 1, lpad, dtype=torch.bool)
+    member = torch.full((units,), -1)
+    for g, ((k, v), members) in enumerate(items):
+        keys[:, g, :, : k.shape[2]] = k
+        values[:, g, :, : k.shape[2]] = v
+        hidden[g, ..., : k.shape[2]] = False
+        member[members] = g
+    return _SegmentGroup(keys, values, additive_mask(hidden, like.dtype), member)
+
+
+class _Placement:
+    """Where the query rows that attend to one segment group go in its stacked query matrix."""
+
+    def __init__(self, group: _SegmentGroup, unit_of_row: torch.Tensor) -> None:
+        g_of_row = group.member[unit_of_row]
+        self.rows = (g_of_row >= 0).nonzero().squeeze(1)
+        self.everyone = len(self.rows) == len(unit_of_row)
+        self.index = g_of_row[self.rows]
+        counts = torch.bincount(self.index, minlength=group.keys.shape[1])
+        order = torch.argsort(self.index, stable=True)
+        self.rank = torch.empty_like(self.index)
+        self.rank[order] = torch.arange(len(order)) - (counts.cumsum(0) - counts)[self.index[order]]
+        self.most = int(counts.max()) if len(order) else 0
+
+
+def _query_rows(n: int) -> int:
+    """Query rows of a flash-attention call: at least QUERY_ROWS, a multiple of 16 (row-invariant from there)."""
+    return max(QUERY_ROWS, -(-n // 16) * 16)
+
+
+def _flash(q, k, v, bias, scale) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch's CPU flash attention: the output and the log-sum-exp of every query row."""
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=bias, scale=scale)
+    return out, lse
+
+
+class _Parts:
+    """Attention of every query row merged over parts (own tokens, context segments), in float32."""
+
+    def __init__(self, out: torch.Tensor, lse: torch.Tensor) -> None:
+        self.out, self.lse = out.float(), lse.float()
+
+    def add(self, place: _Placement, out: torch.Tensor, lse: torch.Tensor) -> None:
+        """Merge one part, computed for the rows of `place` only."""
+        rows = slice(None) if place.everyone else place.rows
+        old = self.lse[rows]
+        new = torch.logaddexp(old, lse)
+        self.out[rows] = self.out[rows] * torch.exp(old - new).unsqueeze(-1) + out * torch.exp(lse - new).unsqueeze(-1)
+        self.lse[rows] = new
+
+
+def _attend_contexts(stack: ContextStack, places: list[_Placement], layer: int, qr, scale: float, parts: _Parts):
+    """Merge into `parts` each row's attention to its context segments; `qr` [N, KV, g, D]."""
+    _, kvh, g, dim = qr.shape
+    for group, place in zip(stack.groups, places, strict=True):
+        if not place.most:
+            continue
+        size = group.keys.shape[1]
+        used = place.most * g
+        qg = qr.new_zeros(size, kvh, _query_rows(used), dim)
+        qg[:, :, :used].view(size, kvh, place.most, g, dim)[place.index, :, place.rank] = qr[place.rows]
+        out, lse = _flash(qg, group.keys[layer], group.values[layer], group.bias, scale)
+        out = out[:, :, :used].view(size, kvh, place.most, g, dim)[place.index, :, place.rank]
+        lse = lse[:, :, :used].view(size, kvh, place.most, g)[place.index, :, place.rank]
+        parts.add(place, out.float(), lse)
 
 
 @dataclass
@@ -98,112 +209,109 @@ class PrefillUnit:
     context: tuple[Segment, ...] = ()
 
 
-class PrefillPlan(_Plan):
-    """Causal attention within each unit's new tokens plus full attention to the unit's context.
+class _OwnBucket:
+    """Prefill units whose lengths pad to the same key length: their causal attention is one call."""
 
-    All units are handled together: queries padded to the longest unit (at least MIN_ROWS rows
-    per unit), keys padded to a multiple of CONTEXT_PAD with exact zeros. Every layer's new keys
-    and values are captured so the engine can cache them.
-    """
-
-    def __init__(self, units: Sequence[PrefillUnit], num_layers: int) -> None:
-        super().__init__(num_layers, 0)
-        self.units = units
-        self.captured: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * num_layers
+    def __init__(self, units: Sequence[PrefillUnit], skey: int) -> None:
+        self.skey = skey
         self.smax = max(u.length for u in units)
-        self.skey = _round_up(self.smax)
         lengths = torch.tensor([u.length for u in units])
         pos = torch.arange(self.smax)
         self.valid = pos[None, :] < lengths[:, None]  # [U, Smax]
         starts = torch.tensor([u.start for u in units])
         self.tok_idx = torch.where(self.valid, starts[:, None] + pos[None, :], 0)
         self.flat_valid = self.tok_idx[self.valid]
-        keys = torch.arange(self.skey)
+        keys = torch.arange(skey)
         # own keys visible to query position s of unit u: key j <= s and j < length
-        self.own_hidden = (keys[None, None, :] > pos[None, :, None]) | (keys[None, None, :] >= lengths[:, None, None])
-        self.has_context = any(u.context for u in units)
-        if self.has_context:
-            distinct: dict[int, int] = {}
-            contexts = []
-            for u in units:
-                if id(u.context) not in distinct:
-                    distinct[id(u.context)] = len(contexts)
-                    contexts.append(u.context)
-            self.ctx_k, self.ctx_v, mask, _ = stack_contexts(contexts)
-            self.ctx_idx = torch.tensor([distinct[id(u.context)] for u in units])
-            self.ctx_bias = additive_mask(mask[self.ctx_idx], self.ctx_k.dtype)
-        self._own_bias: torch.Tensor | None = None
+        self.hidden = (keys[None, None, :] > pos[None, :, None]) | (keys[None, None, :] >= lengths[:, None, None])
+        self._bias: torch.Tensor | None = None
+
+    def bias(self, g: int, dtype: torch.dtype) -> torch.Tensor:
+        """The additive causal mask [U, 1, query rows, Skey] (the same for every layer)."""
+        if self._bias is None:
+            units = len(self.tok_idx)
+            used = self.smax * g
+            hidden = torch.ones(units, _query_rows(used), self.skey, dtype=torch.bool)
+            hidden[:, used:, 0] = False  # padding query rows see one key: no empty softmax
+            own = self.hidden[:, :, None, :].expand(units, self.smax, g, self.skey)
+            hidden[:, :used] = own.reshape(units, used, self.skey)
+            self._bias = additive_mask(hidden[:, None], dtype)
+        return self._bias
+
+    def attend(self, q, k, v, scale, out_all, lse_all) -> None:
+        """Causal attention of the bucket's tokens (`q` [N, KV, g, D], `k`/`v` [KV, N, D]) into out_all/lse_all."""
+        _, kvh, g, dim = q.shape
+        units = len(self.tok_idx)
+        used = self.smax * g
+        qu = q.new_zeros(units, kvh, _query_rows(used), dim)
+        qu[:, :, :used].view(units, kvh, self.smax, g, dim)[:] = q[self.tok_idx].permute(0, 2, 1, 3, 4)
+        ku = k.new_zeros(units, kvh, self.skey, dim)
+        vu = v.new_zeros(units, kvh, self.skey, dim)
+        ku[:, :, : self.smax] = k[:, self.tok_idx].transpose(0, 1)
+        vu[:, :, : self.smax] = v[:, self.tok_idx].transpose(0, 1)
+        out, lse = _flash(qu, ku, vu, self.bias(g, q.dtype), scale)
+        out = out[:, :, :used].view(units, kvh, self.smax, g, dim).transpose(1, 2)[self.valid]
+        lse = lse[:, :, :used].view(units, kvh, self.smax, g).transpose(1, 2)[self.valid]
+        out_all[self.flat_valid] = out.float()
+        lse_all[self.flat_valid] = lse
+
+
+class PrefillPlan(_Plan):
+    """Causal attention within each unit's new tokens plus full attention to the unit's context.
+
+    Own tokens: units grouped by padded length (`_OwnBucket`), keys padded with exact zeros to a
+    multiple of CONTEXT_PAD. Contexts: `ContextStack`. Every layer's new keys and values are
+    captured so the engine can cache them.
+    """
+
+    def __init__(self, units: Sequence[PrefillUnit], num_layers: int) -> None:
+        super().__init__(num_layers)
+        self.captured: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * num_layers
+        buckets: dict[int, list[PrefillUnit]] = {}
+        for u in units:
+            buckets.setdefault(_round_up(u.length), []).append(u)
+        self.buckets = [_OwnBucket(us, skey) for skey, us in sorted(buckets.items())]
+        self.contexts = ContextStack([u.context for u in units])
+        unit_of_token = torch.zeros(sum(u.length for u in units), dtype=torch.long)
+        for i, u in enumerate(units):
+            unit_of_token[u.start : u.start + u.length] = i
+        self.places = [_Placement(group, unit_of_token) for group in self.contexts.groups]
 
     def attend(self, layer, q, k, v, scale):
         self.captured[layer] = (k, v)
         heads, n, dim = q.shape
         kvh = k.shape[0]
         g = heads // kvh
-        units, smax = self.tok_idx.shape
-        rows = max(smax, math.ceil(MIN_ROWS / g))
-        qg = (q * scale).view(kvh, g, n, dim)[:, :, self.tok_idx]  # [KV, g, U, Smax, D]
-        qu = q.new_zeros(units, kvh, rows, g, dim)
-        qu[:, :, :smax] = qg.permute(2, 0, 3, 1, 4)
-        qu = qu.view(units, kvh, rows * g, dim)
-        ku = k.new_zeros(units, kvh, self.skey, dim)
-        vu = v.new_zeros(units, kvh, self.skey, dim)
-        ku[:, :, :smax] = k[:, self.tok_idx].transpose(0, 1)
-        vu[:, :, :smax] = v[:, self.tok_idx].transpose(0, 1)
-        if self._own_bias is None:  # the same for every layer
-            hidden = torch.ones(units, rows, self.skey, dtype=torch.bool)
-            hidden[:, :smax] = self.own_hidden
-            hidden[:, smax:, 0] = False  # padding query rows see one key: no empty softmax
-            hidden = hidden[:, None, :, None, :].expand(units, 1, rows, g, self.skey)
-            self._own_bias = additive_mask(hidden.reshape(units, 1, rows * g, self.skey), q.dtype)
-        s_own = (qu @ ku.transpose(-1, -2)).add_(self._own_bias)  # [U, KV, R*g, Skey]
-        m = s_own.amax(-1)
-        if self.has_context:
-            kc, vc = self.ctx_k[:, layer][self.ctx_idx], self.ctx_v[:, layer][self.ctx_idx]
-            s_ctx = (qu @ kc.transpose(-1, -2)).add_(self.ctx_bias)
-            m = torch.maximum(m, s_ctx.amax(-1))
-            e_ctx = torch.exp(s_ctx - m.unsqueeze(-1))
-        e_own = torch.exp(s_own - m.unsqueeze(-1))
-        num = e_own @ vu
-        den = e_own.sum(-1)
-        if self.has_context:
-            num = e_ctx @ vc + num
-            den = e_ctx.sum(-1) + den
-        o = (num / den.unsqueeze(-1)).view(units, kvh, rows, g, dim)[:, :, :smax]  # [U, KV, Smax, g, D]
-        o = o.permute(0, 2, 1, 3, 4)[self.valid]  # [valid, KV, g, D]
-        out = q.new_empty(n, heads, dim)
-        out[self.flat_valid] = o.reshape(-1, heads, dim)
-        return out
-
-
-def _round_up(n: int) -> int:
-    return max(CONTEXT_PAD, -(-n // CONTEXT_PAD) * CONTEXT_PAD)
+        qr = q.view(kvh, g, n, dim).permute(2, 0, 1, 3)  # [N, KV, g, D]
+        out = torch.empty(n, kvh, g, dim)
+        lse = torch.empty(n, kvh, g)
+        for bucket in self.buckets:
+            bucket.attend(qr, k, v, scale, out, lse)
+        parts = _Parts(out, lse)
+        _attend_contexts(self.contexts, self.places, layer, qr, scale, parts)
+        return parts.out.to(q.dtype).view(n, heads, dim)
 
 
 class DecodePlan(_Plan):
-    """One new token per row; each row belongs to a unit (a prompt) whose context is stacked.
+    """One new token per row; each row belongs to a unit (a prompt) whose context is in `contexts`.
 
-    `ctx_k`, `ctx_v`: [U, layers, KV, Lpad, D], zero-padded (`stack_contexts`); `pad_mask` [U, 1, 1, Lpad]
-    is True on padding. Own keys/values of the rows (generated tokens) are carried from step to
-    step: `own[layer]` holds the previous step's [R_prev, KV, t, D], `parents` maps each row to
-    its previous row (None on the first step).
+    Own keys/values of the rows (generated tokens) are carried from step to step: `own[layer]`
+    holds the previous step's [R_prev, KV, t, D], `parents` maps each row to its previous row
+    (None on the first step). A row's own part has g query rows and its own t keys: its shape is
+    the row's alone.
     """
 
     def __init__(
         self,
-        ctx_k: torch.Tensor,
-        ctx_v: torch.Tensor,
-        pad_mask: torch.Tensor,
+        contexts: ContextStack,
         unit_of_row: torch.Tensor,
-        slot_of_row: torch.Tensor,
         own: list[tuple[torch.Tensor, torch.Tensor]] | None,
         parents: torch.Tensor | None,
         num_layers: int,
     ) -> None:
-        super().__init__(num_layers, ctx_k.shape[2])
-        self.ctx_k, self.ctx_v = ctx_k, ctx_v
-        self.pad_bias = additive_mask(pad_mask, ctx_k.dtype)
-        self.unit_of_row = unit_of_row
-        self.slot_of_row = slot_of_row
+        super().__init__(num_layers)
+        self.contexts = contexts
+        self.places = [_Placement(group, unit_of_row) for group in contexts.groups]
         self.own = own
         self.parents = parents
         self.new_own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * num_layers
@@ -212,12 +320,7 @@ class DecodePlan(_Plan):
         heads, n, dim = q.shape
         kvh = k.shape[0]
         g = heads // kvh
-        kc, vc = self.ctx_k[:, layer], self.ctx_v[:, layer]
-        units = kc.shape[0]
-        rpad = max(int(self.slot_of_row.max()) + 1, math.ceil(MIN_ROWS / g))
-        u_idx, j_idx = self.unit_of_row, self.slot_of_row
-
-        qr = (q * scale).view(kvh, g, n, dim).permute(2, 0, 1, 3).contiguous()  # [N, KV, g, D]
+        qr = q.view(kvh, g, n, dim).permute(2, 0, 1, 3).contiguous()  # [N, KV, g, D]
         kn = k.transpose(0, 1).unsqueeze(2)  # [N, KV, 1, D]
         vn = v.transpose(0, 1).unsqueeze(2)
         if self.own is None:
@@ -227,47 +330,11 @@ class DecodePlan(_Plan):
             own_k = torch.cat([prev_k[self.parents], kn], dim=2)
             own_v = torch.cat([prev_v[self.parents], vn], dim=2)
         self.new_own[layer] = (own_k, own_v)
-        s_own = qr @ own_k.transpose(-1, -2)  # [N, KV, g, t]
-
-        qu = q.new_zeros(units, rpad, kvh, g, dim)
-        qu[u_idx, j_idx] = qr
-        qu = qu.permute(0, 2, 1, 3, 4).reshape(units, kvh, rpad * g, dim)
-        s_ctx = (qu @ kc.transpose(-1, -2)).add_(self.pad_bias)  # [U, KV, Rpad*g, Lpad]
-        m_ctx = s_ctx.amax(-1).view(units, kvh, rpad, g)[u_idx, :, j_idx]  # [N, KV, g]
-        m = torch.maximum(m_ctx, s_own.amax(-1))
-        m_u = q.new_zeros(units, kvh, rpad, g)
-        m_u[u_idx, :, j_idx] = m
-        e_ctx = torch.exp(s_ctx - m_u.view(units, kvh, rpad * g, 1))
-        den_ctx = e_ctx.sum(-1).view(units, kvh, rpad, g)[u_idx, :, j_idx]
-        num_ctx = (e_ctx @ vc).view(units, kvh, rpad, g, dim)[u_idx, :, j_idx]  # [N, KV, g, D]
-        e_own = torch.exp(s_own - m.unsqueeze(-1))
-        num = num_ctx + e_own @ own_v
-        den = den_ctx + e_own.sum(-1)
-        return (num / den.unsqueeze(-1)).view(n, heads, dim)
+        parts = _Parts(*_flash(qr, own_k, own_v, None, scale))
+        _attend_contexts(self.contexts, self.places, layer, qr, scale, parts)
+        return parts.out.to(q.dtype).view(n, heads, dim)
 
 
 def additive_mask(hidden: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """0 where a key is visible, -inf where `hidden`: adding it equals masked_fill, at a fraction of the cost."""
     return torch.zeros(hidden.shape, dtype=dtype).masked_fill_(hidden, float("-inf"))
-
-
-def stack_contexts(contexts: Sequence[Sequence[Segment]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
-    """Stack unit contexts (each a sequence of segments, concatenated) for all layers at once.
-
-    Returns K, V [U, layers, KV, Lpad, D] zero-padded to a multiple of CONTEXT_PAD, the padding
-    mask [U, 1, 1, Lpad] and the context lengths.
-    """
-    lengths = [sum(seg[0].shape[2] for seg in segs) for segs in contexts]
-    like = next(seg[0] for segs in contexts for seg in segs)
-    layers, kvh, _, dim = like.shape
-    lpad = _round_up(max(lengths))
-    ks = like.new_zeros(len(contexts), layers, kvh, lpad, dim)
-    vs = like.new_zeros(len(contexts), layers, kvh, lpad, dim)
-    for u, segs in enumerate(contexts):
-        pos = 0
-        for kk, vv in segs:
-            ks[u, :, :, pos : pos + kk.shape[2]] = kk
-            vs[u, :, :, pos : pos + kk.shape[2]] = vv
-            pos += kk.shape[2]
-    mask = torch.arange(lpad)[None, :] >= torch.tensor(lengths)[:, None]
-    return ks, vs, mask[:, None, None, :], lengths

@@ -306,7 +306,9 @@ class TransformersEngine(PlainTransformersEngine):
             if not requests[i].greedy
         }
         top_ks = [requests[i].top_k for p in wave for i in by_prompt[p] if not requests[i].greedy]
-        kmax = max([2] + [k + 1 for k in top_ks if k])
+        # top-k sampling reads the k best scores from here unless the k-th ties with the last one kept:
+        # bf16 logits tie often, so keep twice as many
+        kmax = max([2] + [2 * k + 1 for k in top_ks if k])
         root_logits = torch.stack([e.logits for e in units])
         root_top = torch.topk(root_logits, min(kmax, root_logits.shape[-1]), dim=-1)
         active: list[_Node] = []

@@ -32,6 +32,7 @@ MAX_ROWS = 32
 # (64: 3.5 ex/s, 128: 3.7, 256: 3.6 on 48 geo examples), prefills (up to max_prefill_tokens rows) in
 # blocks of 512 (hot matmuls: 2.3 TFLOPS against 1.5 at 128 rows, 2 cores)
 BLOCK_ROWS = {"decode": 128, "prefill": 512}
+PACKED_ROWS = 128  # bf16 blocks of this size run on weights pre-reordered for oneDNN (`RowPadding._pack`)
 CHECK_ROWS = (2, 5, 16, 17, 31, 33, 64, 130)
 
 
@@ -49,6 +50,8 @@ class RowPadding:
         self.blocked: set[int] = set()  # `checked`: id() of layers run in blocks of at most MAX_ROWS
         self.phase = "decode"
         self.output_layer = model.get_output_embeddings()
+        self._last_input: tuple[torch.Tensor, int, torch.Tensor] | None = None  # `_padded_input`
+        self.packed: dict[int, torch.Tensor] = {}  # id() of a layer -> its weight reordered for PACKED_ROWS rows
 
     @property
     def arrangement(self) -> str:
@@ -60,6 +63,8 @@ class RowPadding:
         for module in self.model.modules():
             if isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D":
                 self._wrap(module)
+        if self.fixed:
+            self._pack()
 
     def _wrap(self, module: torch.nn.Module) -> None:
         original = module.forward
@@ -70,7 +75,7 @@ class RowPadding:
                 return original(x)
             flat = x.reshape(rows, x.shape[-1])
             if self.fixed:
-                out = self._fixed_blocks(module, original, flat)
+                out = self._fixed_blocks(module, original, x, flat)
             elif MIN_ROWS <= rows and (rows <= MAX_ROWS or id(module) not in self.blocked):
                 return original(x)
             else:
@@ -81,28 +86,58 @@ class RowPadding:
 
         module.forward = forward
 
-    def _fixed_blocks(self, module: torch.nn.Module, original, flat: torch.Tensor) -> torch.Tensor:
-        """`fixed`: full blocks straight into the output, the last one padded to a full block."""
+    def _fixed_blocks(self, module: torch.nn.Module, original, x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+        """`fixed`: blocks of the phase's size (the last one padded with zero rows)."""
         block_rows = BLOCK_ROWS["decode" if module is self.output_layer else self.phase]
+        padded = self._padded_input(x, flat, block_rows)
+        starts = range(0, padded.shape[0], block_rows)
+        packed = self.packed.get(id(module)) if block_rows == PACKED_ROWS else None
+        if packed is not None:
+            outs = [
+                torch.ops.mkldnn._linear_pointwise(padded[i : i + block_rows], packed, module.bias, "none", [], "")
+                for i in starts
+            ]
+        elif isinstance(module, torch.nn.Linear):
+            out = padded.new_empty(padded.shape[0], module.out_features)
+            for i in starts:  # the kernel F.linear calls, written in place
+                if module.bias is None:
+                    torch.mm(padded[i : i + block_rows], module.weight.t(), out=out[i : i + block_rows])
+                else:
+                    torch.addmm(module.bias, padded[i : i + block_rows], module.weight.t(), out=out[i : i + block_rows])
+            return out[: flat.shape[0]]
+        else:  # GPT-2 Conv1D: through its own forward
+            outs = [original(padded[i : i + block_rows]) for i in starts]
+        return (outs[0] if len(outs) == 1 else torch.cat(outs))[: flat.shape[0]]
+
+    def _padded_input(self, x: torch.Tensor, flat: torch.Tensor, block_rows: int) -> torch.Tensor:
+        """`flat` with zero rows up to a multiple of `block_rows`; made once for layers that share an input.
+
+        The q/k/v (and gate/up) projections get the same tensor object: the padded copy of the last
+        input is kept with a reference to it, so its memory cannot be reused while cached.
+        """
+        last = self._last_input
+        if last is not None and last[0] is x and last[1] == block_rows:
+            return last[2]
         rows = flat.shape[0]
-        full = rows - rows % block_rows
-        tail = original(_pad_rows(flat[full:], block_rows))[: rows - full] if rows > full else None
-        if not full:
-            return tail
-        blocks = [(flat[i : i + block_rows], slice(i, i + block_rows)) for i in range(0, full, block_rows)]
-        if not isinstance(module, torch.nn.Linear):  # GPT-2 Conv1D: through its own forward
-            out = torch.cat([original(block) for block, _ in blocks])
-            return out if tail is None else torch.cat([out, tail])
-        weight, bias = module.weight, module.bias
-        out = flat.new_empty(rows, weight.shape[0])
-        for block, where in blocks:
-            if bias is None:
-                torch.mm(block, weight.t(), out=out[where])
-            else:
-                torch.addmm(bias, block, weight.t(), out=out[where])
-        if tail is not None:
-            out[full:] = tail
-        return out
+        padded = flat.new_empty(-(-rows // block_rows) * block_rows, flat.shape[1])
+        padded[:rows] = flat
+        padded[rows:] = 0
+        self._last_input = (x, block_rows, padded)
+        return padded
+
+    def _pack(self) -> None:
+        """bf16 on oneDNN: weights of the 128-row products reordered once into the kernel's layout.
+
+        Measured on Sapphire Rapids (30 layers' weights, 128 rows): 576->1536 183 -> 112 us, the
+        576->49152 head 4.8 -> 2.9 ms; the products are bit-identical to `F.linear` at 128 rows.
+        """
+        if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
+            return
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.Linear) and module.weight.dtype == torch.bfloat16:
+                decode = module is self.output_layer or BLOCK_ROWS["decode"] == PACKED_ROWS
+                if decode:
+                    self.packed[id(module)] = torch.ops.mkldnn._reorder_linear_weight(module.weight, PACKED_ROWS)
 
     @contextlib.contextmanager
     def padding(self, phase: str = "decode") -> Iterator[None]:
@@ -111,7 +146,7 @@ class RowPadding:
         try:
             yield
         finally:
-            self.active = False
+            self.active, self._last_input = False, None
 
     def _invariant(self, module: torch.nn.Module, x: torch.Tensor) -> bool:
         ref = module(x[:1])[0]

@@ -173,10 +173,16 @@ class _Parts:
 
     def add(self, place: _Placement, out: torch.Tensor, lse: torch.Tensor) -> None:
         """Merge one part, computed for the rows of `place` only."""
-        rows = slice(None) if place.everyone else place.rows
+        if place.everyone:
+            new = torch.logaddexp(self.lse, lse)
+            self.out.mul_((self.lse - new).exp_().unsqueeze(-1)).add_(out.mul_((lse - new).exp_().unsqueeze(-1)))
+            self.lse = new
+            return
+        rows = place.rows
         old = self.lse[rows]
         new = torch.logaddexp(old, lse)
-        self.out[rows] = self.out[rows] * torch.exp(old - new).unsqueeze(-1) + out * torch.exp(lse - new).unsqueeze(-1)
+        kept = self.out[rows].mul_((old - new).exp_().unsqueeze(-1))
+        self.out[rows] = kept.add_(out.mul_((lse - new).exp_().unsqueeze(-1)))
         self.lse[rows] = new
 
 

@@ -211,7 +211,10 @@ def table(runs: dict[str, dict], base_rate: float | None) -> str:
 
 
 def verify_greedy(n_prompts: int, dtype: str = "float32") -> dict:
-    """Fast-engine greedy answers against plain `generate` (unpadded, batch of one), prompt by prompt."""
+    """Fast-engine greedy answers against plain `generate` (unpadded, batch of one), prompt by prompt.
+
+    Also plain `generate` against itself: the same prompts in left-padded batches of 8.
+    """
     import torch
 
     from slick_hf.annotate.rows import exemplar_pools_by_relation
@@ -260,12 +263,17 @@ def verify_greedy(n_prompts: int, dtype: str = "float32") -> dict:
                 top = torch.topk(step[0].float(), 2).values
                 margins.append(float(top[0] - top[1]))
     ref_s = time.perf_counter() - t0
+    with fast._plain_mode(), torch.inference_mode():  # plain generate against itself: 8 prompts per padded batch
+        batched = [
+            t for i in range(0, len(requests), 8) for t in fast.generate_batch(requests[i : i + 8], do_sample=False)
+        ]
     diff = [i for i, (a, b) in enumerate(zip(got, ref, strict=True)) if a != b]
     return {
         "dtype": dtype,
         "prompts": len(prompts),
         "differences": len(diff),
         "examples_of_differences": [(prompts[i][-60:], got[i], ref[i]) for i in diff[:5]],
+        "plain_generate_batched_differences": sum(a != b for a, b in zip(batched, ref, strict=True)),
         "reference_fallbacks": fast.stats.reference_fallbacks,
         "tie_margin": fast.tie_margin,
         "max_abs_logit_diff_first_step": max(deltas, default=None),

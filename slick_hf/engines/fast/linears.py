@@ -15,7 +15,7 @@ Two arrangements make every linear layer row-invariant while padding is on:
   and whether two row counts agree depends on the data: random inputs agree where real activations
   do not. So no row count is trusted but the one fixed block: the same call, whatever the batch.
   Prefills (a few thousand rows) use blocks of 512, decode steps and the output layer blocks of
-  128; a token is always computed by the same phase, so each phase only needs to agree with
+  64; a token is always computed by the same phase, so each phase only needs to agree with
   itself. Blocks are written straight into the output (no concatenation).
 """
 
@@ -28,11 +28,11 @@ import torch
 
 MIN_ROWS = 16  # `checked`: every call gets at least this many rows (fp32 row results are invariant from ~12 on)
 MAX_ROWS = 32
-# bf16 blocks: decode steps (a few to a few hundred rows) and the output layer in blocks of 128 rows
-# (64: 3.5 ex/s, 128: 3.7, 256: 3.6 on 48 geo examples), prefills (up to max_prefill_tokens rows) in
-# blocks of 512 (hot matmuls: 2.3 TFLOPS against 1.5 at 128 rows, 2 cores)
-BLOCK_ROWS = {"decode": 128, "prefill": 512}
-PACKED_ROWS = 128  # bf16 blocks of this size run on weights pre-reordered for oneDNN (`RowPadding._pack`)
+# bf16 blocks: decode steps (a few to a few hundred rows) and the output layer in blocks of 64 rows
+# on prepacked weights (48 geo examples, in-process: 64 rows 8.35 s, 128 rows 8.58 s, 32 rows 8.70 s),
+# prefills (up to max_prefill_tokens rows) in blocks of 512 (hot matmuls: 2.3 TFLOPS, 1.5 at 128 rows)
+BLOCK_ROWS = {"decode": 64, "prefill": 512}
+PACKED_ROWS = 64  # bf16 blocks of this size run on weights pre-reordered for oneDNN (`RowPadding._pack`)
 CHECK_ROWS = (2, 5, 16, 17, 31, 33, 64, 130)
 
 
@@ -126,18 +126,17 @@ class RowPadding:
         return padded
 
     def _pack(self) -> None:
-        """bf16 on oneDNN: weights of the 128-row products reordered once into the kernel's layout.
+        """bf16 on oneDNN: every weight also reordered once into the kernel's layout for PACKED_ROWS rows.
 
-        Measured on Sapphire Rapids (30 layers' weights, 128 rows): 576->1536 183 -> 112 us, the
-        576->49152 head 4.8 -> 2.9 ms; the products are bit-identical to `F.linear` at 128 rows.
+        Used by the decode-phase products and the output layer. Measured on Sapphire Rapids (30
+        layers' weights, 128 rows): 576->1536 183 -> 112 us, the 576->49152 head 4.8 -> 2.9 ms;
+        the products are bit-identical to `F.linear` at 128 rows. Costs a second copy of the weights.
         """
         if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
             return
         for module in self.model.modules():
             if isinstance(module, torch.nn.Linear) and module.weight.dtype == torch.bfloat16:
-                decode = module is self.output_layer or BLOCK_ROWS["decode"] == PACKED_ROWS
-                if decode:
-                    self.packed[id(module)] = torch.ops.mkldnn._reorder_linear_weight(module.weight, PACKED_ROWS)
+                self.packed[id(module)] = torch.ops.mkldnn._reorder_linear_weight(module.weight, PACKED_ROWS)
 
     @contextlib.contextmanager
     def padding(self, phase: str = "decode") -> Iterator[None]:

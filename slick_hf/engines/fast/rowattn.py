@@ -31,6 +31,10 @@ import torch
 IMPL_NAME = "slick_fast_rows"
 CONTEXT_PAD = 32  # a context segment is padded to a multiple of this length
 QUERY_ROWS = 64  # flash-attention calls get at least this many query rows (bf16 rows differ below, measured)
+# torch runs elementwise ops in vector blocks of 32 floats and the leftover elements with scalar code, whose
+# exp/log may differ in the last bit: per-row log-sum-exps are padded to a whole block, so every row's
+# merge runs in vector code whatever the row count
+LSE_COLUMNS = 32
 
 Segment = tuple[torch.Tensor, torch.Tensor]  # (K, V), each [layers, kv_heads, length, head_dim]
 
@@ -165,25 +169,37 @@ def _flash(q, k, v, bias, scale) -> tuple[torch.Tensor, torch.Tensor]:
     return out, lse
 
 
+def _wide(lse: torch.Tensor) -> torch.Tensor:
+    """[N, KV, g] log-sum-exps as float32 [N, C], C the heads rounded up to LSE_COLUMNS, zero-padded."""
+    flat = lse.reshape(lse.shape[0], -1).float()
+    columns = -(-flat.shape[1] // LSE_COLUMNS) * LSE_COLUMNS
+    return torch.cat([flat, flat.new_zeros(flat.shape[0], columns - flat.shape[1])], dim=1)
+
+
 class _Parts:
     """Attention of every query row merged over parts (own tokens, context segments), in float32."""
 
     def __init__(self, out: torch.Tensor, lse: torch.Tensor) -> None:
-        self.out, self.lse = out.float(), lse.float()
+        self.out, self.lse = out.float(), _wide(lse)
 
     def add(self, place: _Placement, out: torch.Tensor, lse: torch.Tensor) -> None:
         """Merge one part, computed for the rows of `place` only."""
-        if place.everyone:
-            new = torch.logaddexp(self.lse, lse)
-            self.out.mul_((self.lse - new).exp_().unsqueeze(-1)).add_(out.mul_((lse - new).exp_().unsqueeze(-1)))
-            self.lse = new
-            return
-        rows = place.rows
+        heads = out.shape[1] * out.shape[2]
+        lse = _wide(lse)
+        rows = slice(None) if place.everyone else place.rows
         old = self.lse[rows]
         new = torch.logaddexp(old, lse)
-        kept = self.out[rows].mul_((old - new).exp_().unsqueeze(-1))
-        self.out[rows] = kept.add_(out.mul_((lse - new).exp_().unsqueeze(-1)))
+        keep = (old - new).exp_()[:, :heads].reshape(*out.shape[:3], 1)
+        take = (lse - new).exp_()[:, :heads].reshape(*out.shape[:3], 1)
+        if place.everyone:
+            self.out.mul_(keep).add_(out.mul_(take))
+        else:
+            self.out[rows] = self.out[rows].mul_(keep).add_(out.mul_(take))
         self.lse[rows] = new
+
+    def output(self, dtype: torch.dtype) -> torch.Tensor:
+        """The merged attention [N, KV, g, D] in `dtype`."""
+        return self.out.to(dtype)
 
 
 def _attend_contexts(stack: ContextStack, places: list[_Placement], layer: int, qr, scale: float, parts: _Parts):
@@ -295,7 +311,7 @@ class PrefillPlan(_Plan):
             bucket.attend(qr, k, v, scale, out, lse)
         parts = _Parts(out, lse)
         _attend_contexts(self.contexts, self.places, layer, qr, scale, parts)
-        return parts.out.to(q.dtype).view(n, heads, dim)
+        return parts.output(q.dtype).view(n, heads, dim)
 
 
 class DecodePlan(_Plan):
@@ -338,7 +354,7 @@ class DecodePlan(_Plan):
         self.new_own[layer] = (own_k, own_v)
         parts = _Parts(*_flash(qr, own_k, own_v, None, scale))
         _attend_contexts(self.contexts, self.places, layer, qr, scale, parts)
-        return parts.out.to(q.dtype).view(n, heads, dim)
+        return parts.output(q.dtype).view(n, heads, dim)
 
 
 def additive_mask(hidden: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

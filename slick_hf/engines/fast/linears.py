@@ -132,7 +132,13 @@ class RowPadding:
         layers' weights, 128 rows): 576->1536 183 -> 112 us, the 576->49152 head 4.8 -> 2.9 ms;
         the products are bit-identical to `F.linear` at 128 rows. Costs a second copy of the weights.
         """
-        if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
+        mkldnn = torch.ops.mkldnn
+        if not (
+            torch.backends.mkldnn.is_available()
+            and hasattr(mkldnn, "_reorder_linear_weight")
+            and hasattr(mkldnn, "_is_mkldnn_bf16_supported")
+            and mkldnn._is_mkldnn_bf16_supported()  # CPUs without AVX512-BF16/AMX: plain products
+        ):
             return
         for module in self.model.modules():
             if isinstance(module, torch.nn.Linear) and module.weight.dtype == torch.bfloat16:

@@ -32,9 +32,7 @@ class CompletionLossSFTTrainer(SFTTrainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.completion_loss is None:
             self.completion_loss = self._agrees_with_model_loss(model, inputs)
-            if not self.completion_loss:
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        elif not self.completion_loss:
+        if not self.completion_loss:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         with self.accelerator.autocast():  # as Accelerate's wrapped model.forward, which this bypasses
             nll, logits, targets = completion_nll(model, inputs)

@@ -32,7 +32,7 @@ MAX_ROWS = 32
 # on prepacked weights (48 geo examples, in-process: 64 rows 8.35 s, 128 rows 8.58 s, 32 rows 8.70 s),
 # prefills (up to max_prefill_tokens rows) in blocks of 512 (hot matmuls: 2.3 TFLOPS, 1.5 at 128 rows)
 BLOCK_ROWS = {"decode": 64, "prefill": 512}
-PACKED_ROWS = 64  # bf16 blocks of this size run on weights pre-reordered for oneDNN (`RowPadding._pack`)
+PACKED_ROWS = BLOCK_ROWS["decode"]  # bf16 blocks of this size run on weights pre-reordered for oneDNN (`_pack`)
 CHECK_ROWS = (2, 5, 16, 17, 31, 33, 64, 130)
 
 

@@ -10,9 +10,11 @@ by torch's CPU flash-attention kernel, which also returns every query row's log-
 parts are merged exactly (float32) with those.
 
 Every reduction a token's result depends on has a shape fixed by that token's own sequence, not
-by what else is in the batch: flash-attention calls get at least `QUERY_ROWS` query rows, a
-multiple of 16 (the kernel's row results do not depend on the row count from there on, measured
-in bf16 and fp32; below it bf16 rows change), a segment's keys are padded to its own length
+by what else is in the batch: prefill calls get at least `QUERY_ROWS` query rows, a multiple of 16
+(the kernel's row results do not depend on the row count from there on, measured in bf16 and fp32;
+below it bf16 rows change); decode steps, where a segment often has one or a few rows, put rows in
+slots of exactly `DECODE_SLOT_ROWS` rows instead (a fixed shape; 5 measured fastest of 1-10, and
+1.1x the 64-row padding on a whole decode), a segment's keys are padded to its own length
 rounded up to `CONTEXT_PAD` (the kernel's results do depend on the key count, so a segment is
 padded the same way whatever it is stacked with), a decode row's own part has its own shape
 (g query rows, its t keys), and parts are merged in a fixed order. So a sampled sequence gets
@@ -35,6 +37,7 @@ QUERY_ROWS = 64  # flash-attention calls get at least this many query rows (bf16
 # exp/log may differ in the last bit: per-row log-sum-exps are padded to a whole block, so every row's
 # merge runs in vector code whatever the row count
 LSE_COLUMNS = 32
+DECODE_SLOT_ROWS = 5  # decode rows per flash-attention slot of a context segment (5 * g query rows)
 
 Segment = tuple[torch.Tensor, torch.Tensor]  # (K, V), each [layers, kv_heads, length, head_dim]
 
@@ -144,18 +147,73 @@ def _stack_group(items: list[tuple[Segment, list[int]]], lpad: int, units: int) 
 
 
 class _Placement:
-    """Where the query rows that attend to one segment group go in its stacked query matrix."""
+    """Where the query rows that attend to one segment group go: the slots of its flash-attention call.
 
-    def __init__(self, group: _SegmentGroup, unit_of_row: torch.Tensor) -> None:
+    A slot is one batch item of the call: one segment's keys and some of its rows' queries.
+    `slot_rows=None`: one slot per segment of the group with all of its rows, padded to at least
+    QUERY_ROWS query rows (row results are the same from there on, whatever the count). `slot_rows=S`:
+    each segment's rows fill slots of S rows, exactly S * g query rows each (row results depend only
+    on that fixed shape), the segment's keys copied once per slot: no padding to QUERY_ROWS, which
+    costs most when segments have few rows each (decode steps).
+    """
+
+    def __init__(self, group: _SegmentGroup, unit_of_row: torch.Tensor, slot_rows: int | None = None) -> None:
         g_of_row = group.member[unit_of_row]
         self.rows = (g_of_row >= 0).nonzero().squeeze(1)
         self.everyone = len(self.rows) == len(unit_of_row)
-        self.index = g_of_row[self.rows]
-        counts = torch.bincount(self.index, minlength=group.keys.shape[1])
-        order = torch.argsort(self.index, stable=True)
-        self.rank = torch.empty_like(self.index)
-        self.rank[order] = torch.arange(len(order)) - (counts.cumsum(0) - counts)[self.index[order]]
+        index = g_of_row[self.rows]
+        counts = torch.bincount(index, minlength=group.keys.shape[1])
+        order = torch.argsort(index, stable=True)
+        rank = torch.empty_like(index)
+        rank[order] = torch.arange(len(order)) - (counts.cumsum(0) - counts)[index[order]]
         self.most = int(counts.max()) if len(order) else 0
+        self.fixed = slot_rows is not None
+        if slot_rows is None:
+            self.slot, self.within, self.width = index, rank, self.most
+            self.slots = group.keys.shape[1]
+            self.segment_of_slot = None
+        else:
+            per_segment = -(-counts // slot_rows)
+            first = per_segment.cumsum(0) - per_segment
+            self.slot, self.within, self.width = first[index] + rank // slot_rows, rank % slot_rows, slot_rows
+            self.slots = int(per_segment.sum())
+            self.segment_of_slot = torch.repeat_interleave(torch.arange(len(counts)), per_segment)
+        self._queries: torch.Tensor | None = None
+        self._bias: torch.Tensor | None = None
+
+    def query_rows(self, g: int) -> int:
+        """Query rows per slot."""
+        return self.width * g if self.fixed else _query_rows(self.width * g)
+
+    def segments(self, group: _SegmentGroup, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keys, values and mask of every slot at `layer`."""
+        if self.segment_of_slot is None:
+            return group.keys[layer], group.values[layer], group.bias
+        if self._bias is None:
+            self._bias = group.bias.index_select(0, self.segment_of_slot)
+        keys = group.keys[layer].index_select(0, self.segment_of_slot)
+        return keys, group.values[layer].index_select(0, self.segment_of_slot), self._bias
+
+    def queries(self, qr: torch.Tensor) -> torch.Tensor:
+        """`qr`'s rows [N, KV, g, D] in their slots: [slots, KV, query rows, D].
+
+        One buffer serves every layer of the pass: rows land in the same places each time, so its
+        padding rows stay the zeros they were allocated with.
+        """
+        _, kvh, g, dim = qr.shape
+        if self._queries is None:
+            self._queries = qr.new_zeros(self.slots, kvh, self.query_rows(g), dim)
+        used = self._queries[:, :, : self.width * g].view(self.slots, kvh, self.width, g, dim)
+        used[self.slot, :, self.within] = qr[self.rows]
+        return self._queries
+
+    def gather(self, out: torch.Tensor, lse: torch.Tensor, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The results of the placed rows, in row order: [rows, KV, g, D] and [rows, KV, g]."""
+        slots, kvh, _, dim = out.shape
+        used = self.width * g
+        out = out[:, :, :used].view(slots, kvh, self.width, g, dim)[self.slot, :, self.within]
+        lse = lse[:, :, :used].view(slots, kvh, self.width, g)[self.slot, :, self.within]
+        return out, lse
 
 
 def _query_rows(n: int) -> int:
@@ -204,17 +262,12 @@ class _Parts:
 
 def _attend_contexts(stack: ContextStack, places: list[_Placement], layer: int, qr, scale: float, parts: _Parts):
     """Merge into `parts` each row's attention to its context segments; `qr` [N, KV, g, D]."""
-    _, kvh, g, dim = qr.shape
+    g = qr.shape[2]
     for group, place in zip(stack.groups, places, strict=True):
         if not place.most:
             continue
-        size = group.keys.shape[1]
-        used = place.most * g
-        qg = qr.new_zeros(size, kvh, _query_rows(used), dim)
-        qg[:, :, :used].view(size, kvh, place.most, g, dim)[place.index, :, place.rank] = qr[place.rows]
-        out, lse = _flash(qg, group.keys[layer], group.values[layer], group.bias, scale)
-        out = out[:, :, :used].view(size, kvh, place.most, g, dim)[place.index, :, place.rank]
-        lse = lse[:, :, :used].view(size, kvh, place.most, g)[place.index, :, place.rank]
+        out, lse = _flash(place.queries(qr), *place.segments(group, layer), scale)
+        out, lse = place.gather(out, lse, g)
         parts.add(place, out.float(), lse)
 
 
@@ -333,7 +386,7 @@ class DecodePlan(_Plan):
     ) -> None:
         super().__init__(num_layers)
         self.contexts = contexts
-        self.places = [_Placement(group, unit_of_row) for group in contexts.groups]
+        self.places = [_Placement(group, unit_of_row, DECODE_SLOT_ROWS) for group in contexts.groups]
         self.own = own
         self.parents = parents
         self.new_own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * num_layers

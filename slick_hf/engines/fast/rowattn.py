@@ -292,14 +292,16 @@ class _OwnBucket:
         self.smax = max(u.length for u in units)
         lengths = torch.tensor([u.length for u in units])
         pos = torch.arange(self.smax)
-        self.valid = pos[None, :] < lengths[:, None]  # [U, Smax]
+        valid = pos[None, :] < lengths[:, None]  # [U, Smax]
         starts = torch.tensor([u.start for u in units])
-        self.tok_idx = torch.where(self.valid, starts[:, None] + pos[None, :], 0)
-        self.flat_valid = self.tok_idx[self.valid]
+        self.tok_idx = torch.where(valid, starts[:, None] + pos[None, :], 0)
+        self.valid_unit, self.valid_pos = valid.nonzero(as_tuple=True)
+        self.flat_valid = self.tok_idx[self.valid_unit, self.valid_pos]
         keys = torch.arange(skey)
         # own keys visible to query position s of unit u: key j <= s and j < length
         self.hidden = (keys[None, None, :] > pos[None, :, None]) | (keys[None, None, :] >= lengths[:, None, None])
         self._bias: torch.Tensor | None = None
+        self._buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def bias(self, g: int, dtype: torch.dtype) -> torch.Tensor:
         """The additive causal mask [U, 1, query rows, Skey] (the same for every layer)."""
@@ -318,15 +320,22 @@ class _OwnBucket:
         _, kvh, g, dim = q.shape
         units = len(self.tok_idx)
         used = self.smax * g
-        qu = q.new_zeros(units, kvh, _query_rows(used), dim)
-        qu[:, :, :used].view(units, kvh, self.smax, g, dim)[:] = q[self.tok_idx].permute(0, 2, 1, 3, 4)
-        ku = k.new_zeros(units, kvh, self.skey, dim)
-        vu = v.new_zeros(units, kvh, self.skey, dim)
-        ku[:, :, : self.smax] = k[:, self.tok_idx].transpose(0, 1)
-        vu[:, :, : self.smax] = v[:, self.tok_idx].transpose(0, 1)
+        if self._buffers is None:  # one set for every layer: their padding stays the zeros allocated here
+            self._buffers = (
+                q.new_zeros(units, kvh, _query_rows(used), dim),
+                k.new_zeros(units, kvh, self.skey, dim),
+                v.new_zeros(units, kvh, self.skey, dim),
+            )
+        qu, ku, vu = self._buffers
+        tokens = self.tok_idx.flatten()
+        qu[:, :, :used].view(units, kvh, self.smax, g, dim).copy_(
+            q.index_select(0, tokens).view(units, self.smax, kvh, g, dim).transpose(1, 2)
+        )
+        ku[:, :, : self.smax].copy_(k.index_select(1, tokens).view(kvh, units, self.smax, dim).transpose(0, 1))
+        vu[:, :, : self.smax].copy_(v.index_select(1, tokens).view(kvh, units, self.smax, dim).transpose(0, 1))
         out, lse = _flash(qu, ku, vu, self.bias(g, q.dtype), scale)
-        out = out[:, :, :used].view(units, kvh, self.smax, g, dim).transpose(1, 2)[self.valid]
-        lse = lse[:, :, :used].view(units, kvh, self.smax, g).transpose(1, 2)[self.valid]
+        out = out[:, :, :used].view(units, kvh, self.smax, g, dim)[self.valid_unit, :, self.valid_pos]
+        lse = lse[:, :, :used].view(units, kvh, self.smax, g)[self.valid_unit, :, self.valid_pos]
         out_all[self.flat_valid] = out.float()
         lse_all[self.flat_valid] = lse
 

@@ -10,8 +10,9 @@ Variants (each runs in its own subprocess, so peak RSS is its own):
      prompt-prefix KV reuse; one completion call per generation, full sampling
 
 All variants go through `slick_hf.annotate.annotate_rows` (the real annotation path) in chunks of
-`--chunk` examples. The baseline is slow (~17 s per example on 2 idle cores), so it may run on the
-first `--baseline-examples` examples only: ratios are computed on per-example rates.
+`--chunk` examples (default: the annotation job's chunk size). The baseline is slow (~17 s per
+example on 2 idle cores), so it may run on the first `--baseline-examples` examples only: ratios
+are computed on per-example rates.
 
     python benchmarks/annotate_speed.py --examples 50 --baseline-examples 5 --output bench.json
     python benchmarks/annotate_speed.py --verify-greedy 200 --dtype bfloat16   # fast greedy == plain generate?
@@ -30,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from slick_hf.annotate.journal import CHUNK_SIZE
 
 MODEL = "smollm2-135m"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -292,7 +295,9 @@ def main() -> None:
     ap.add_argument("--llama-examples", type=int, default=None, help="run (d) on the first N examples only")
     ap.add_argument("--variants", default="a,a16,b,c,b16,c16,d")
     ap.add_argument("--dtype", default="float32", help="with --verify-greedy: the dtype of both engines")
-    ap.add_argument("--chunk", type=int, default=32, help="examples per annotate_rows call (as annotation chunks)")
+    ap.add_argument(
+        "--chunk", type=int, default=CHUNK_SIZE, help="examples per annotate_rows call (as annotation chunks)"
+    )
     ap.add_argument("--output", default=None, help="write all measurements as JSON here")
     ap.add_argument("--verify-greedy", type=int, default=0, metavar="N", help="only check greedy identity on N prompts")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)

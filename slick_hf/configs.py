@@ -11,6 +11,7 @@ from pathlib import Path
 
 from trl import ModelConfig, SFTConfig
 
+from slick_hf.annotate.journal import CHUNK_SIZE
 from slick_hf.core.prompts import DEFAULT_COMPLETION_TEMPLATE, DEFAULT_PROMPT_TEMPLATE
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import DataFormat
@@ -247,7 +248,7 @@ class AnnotateArguments:
     output_dir: str = field(default="outputs/annotations", metadata={"help": "the Hub-style dataset folder"})
     config_name: str | None = field(default=None, metadata={"help": "dataset config name (default: from the model)"})
     push_to_hub: str | None = field(default=None, metadata={"help": "REPO_ID: upload the folder as a Hub dataset"})
-    chunk_size: int = field(default=32, metadata={"help": "examples per resumable chunk"})
+    chunk_size: int = field(default=CHUNK_SIZE, metadata={"help": "examples per resumable chunk"})
 
     def __post_init__(self) -> None:
         _positive(self, "chunk_size", "limit_per_relation")

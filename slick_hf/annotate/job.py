@@ -13,7 +13,7 @@ from slick_hf import __version__
 from slick_hf.annotate.card import category_stats, render_annotation_section
 from slick_hf.annotate.executors import ChunkExecutor
 from slick_hf.annotate.folder import config_problems
-from slick_hf.annotate.journal import annotate_dataset
+from slick_hf.annotate.journal import CHUNK_SIZE, annotate_dataset
 from slick_hf.annotate.rows import exemplar_pools_by_relation
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import SKIP_COLUMN, DataFormat
@@ -40,7 +40,7 @@ class AnnotateJob:
     limit_per_relation: int | None = None
     config_name: str | None = None
     slick: SlickConfig = field(default_factory=SlickConfig)
-    chunk_size: int = 32
+    chunk_size: int = CHUNK_SIZE
     split_suffix: str = ""
     dtype: str = "float32"  # what the engine computes in (resolved; "server" behind servers)
     data_format: DataFormat | None = None  # how a user's dataset is read (dropped for the built-in ones)

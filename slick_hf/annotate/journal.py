@@ -18,6 +18,11 @@ from slick_hf.core.slick import SlickConfig, categorize
 from slick_hf.data.formats import SKIP_COLUMN
 from slick_hf.engines.base import Engine
 
+# examples per chunk: the unit of resumption and of batching; every chunk's annotation ends its greedy call and
+# each sampling round with a few small decode steps, so larger chunks amortise them (48 geo examples, bf16:
+# 7.5 s in one chunk, 8.3 s as 32 + 16), while a chunk stays seconds of work to redo after an interruption
+CHUNK_SIZE = 64
+
 logger = logging.getLogger(__name__)
 
 
@@ -121,7 +126,7 @@ def annotate_dataset(
     engine: Engine | ChunkExecutor,
     config: SlickConfig,
     work_dir: Path,
-    chunk_size: int = 32,
+    chunk_size: int = CHUNK_SIZE,
     desc: str = "SliCK",
 ) -> Dataset:
     """Add the slick_* columns to `questions`, resuming from `work_dir` where a run stopped.

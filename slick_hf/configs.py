@@ -15,6 +15,7 @@ from slick_hf.annotate.journal import CHUNK_SIZE
 from slick_hf.core.prompts import DEFAULT_COMPLETION_TEMPLATE, DEFAULT_PROMPT_TEMPLATE
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import DataFormat
+from slick_hf.engines.base import BATCH_PROMPTS
 from slick_hf.errors import SlickError
 from slick_hf.hub import check_config_name
 from slick_hf.models import check_model
@@ -57,7 +58,9 @@ class SlickScriptArguments(DataFormat):
     annotate_top_k: int = _slick_field("top_k")
     annotate_max_new_tokens: int = _slick_field("max_new_tokens")
     annotate_seed: int = _slick_field("seed")
-    annotate_batch_size: int = field(default=256, metadata={"help": "prompts the annotation engine decodes together"})
+    annotate_batch_size: int = field(
+        default=BATCH_PROMPTS, metadata={"help": "prompts the annotation engine decodes together"}
+    )
     variant: str = field(
         default="ratio",
         metadata={
@@ -185,7 +188,7 @@ class EngineArguments:
     startup_timeout: float | None = field(
         default=None, metadata={"help": "server engines: seconds to wait for a server to be up (60)"}
     )
-    batch_size: int = field(default=256, metadata={"help": "prompts decoded together (in-process engines)"})
+    batch_size: int = field(default=BATCH_PROMPTS, metadata={"help": "prompts decoded together (in-process engines)"})
     device: str = field(default="cpu", metadata={"help": "cpu or cuda (in-process engines)"})
     dtype: str = field(
         default="auto",

@@ -4,6 +4,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# prompts an in-process engine decodes together: the 10 greedy prompts of a whole default chunk (64 examples) in
+# one wave, so a chunk's prompts are prefilled and decoded once (48 geo examples, bf16: 7.5 s in waves of 256,
+# 7.3 s in one)
+BATCH_PROMPTS = 640
+
 
 @dataclass(frozen=True)
 class GenerationRequest:

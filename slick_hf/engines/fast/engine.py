@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import torch
 
-from slick_hf.engines.base import GenerationRequest, truncate_at_stop
-from slick_hf.engines.fast import rowattn
+from slick_hf.engines.base import BATCH_PROMPTS, GenerationRequest, truncate_at_stop
+from slick_hf.engines.fast import plans, rowattn
 from slick_hf.engines.fast.cache import KV, KVCache, PrefixEntry, PromptEntry, kv_bytes
 from slick_hf.engines.fast.linears import RowPadding
 from slick_hf.engines.fast.sampling import greedy_choice, request_uniforms, sampling_distribution
@@ -94,7 +94,7 @@ class TransformersEngine(PlainTransformersEngine):
     def __init__(
         self,
         model: str,
-        batch_size: int = 256,
+        batch_size: int = BATCH_PROMPTS,
         device: str = "cpu",
         dtype: str = "auto",
         trust_remote_code: bool = False,
@@ -264,10 +264,10 @@ class TransformersEngine(PlainTransformersEngine):
     def _prefill_batch(self, jobs, logits: bool) -> tuple[list[KV], list[torch.Tensor]]:
         ids, pos, units = [], [], []
         for tokens, context, start in jobs:
-            units.append(rowattn.PrefillUnit(len(ids), len(tokens), context))
+            units.append(plans.PrefillUnit(len(ids), len(tokens), context))
             ids += tokens
             pos += range(start, start + len(tokens))
-        plan = rowattn.PrefillPlan(units, self.num_layers)
+        plan = plans.PrefillPlan(units, self.num_layers)
         last = torch.tensor([u.start + u.length - 1 for u in units]) if logits else torch.tensor([0])
         out = self._forward(ids, pos, plan, last)
         keys = torch.stack([k for k, _ in plan.captured])  # [layers, KV, N, D]
@@ -284,7 +284,7 @@ class TransformersEngine(PlainTransformersEngine):
         self.stats.tokens_forwarded += len(ids)
         input_ids = torch.tensor([ids], device=self.device)
         position_ids = torch.tensor([pos], device=self.device)
-        phase = "decode" if isinstance(plan, rowattn.DecodePlan) else "prefill"
+        phase = "decode" if isinstance(plan, plans.DecodePlan) else "prefill"
         with rowattn.planned(plan), self.linears.padding(phase):
             out = self.model(
                 input_ids=input_ids,
@@ -339,7 +339,7 @@ class TransformersEngine(PlainTransformersEngine):
                 ids.append(child.tokens[-1])
                 pos.append(lengths[child.unit] + len(child.tokens) - 1)
                 parents.append(child.parent_row)
-            plan = rowattn.DecodePlan(
+            plan = plans.DecodePlan(
                 contexts,
                 torch.tensor([unit_map[c.unit] for c in children]),
                 own,

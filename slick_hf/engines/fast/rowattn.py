@@ -7,7 +7,8 @@ prompt's own suffix); its *own* tokens are the suffix being prefilled or the tok
 far. `ContextStack` stores each distinct segment once, so the queries of every sequence that
 shares a prefix attend to its keys in one call. Each part (own tokens, each segment) is computed
 by torch's CPU flash-attention kernel, which also returns every query row's log-sum-exp, and the
-parts are merged exactly (float32) with those.
+parts are merged exactly (float32) with those. What each token of a pass attends to is its
+`Plan` (`plans.PrefillPlan`, `plans.DecodePlan`).
 
 Every reduction a token's result depends on has a shape fixed by that token's own sequence, not
 by what else is in the batch: prefill calls get at least `QUERY_ROWS` query rows, a multiple of 16
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +43,7 @@ DECODE_SLOT_ROWS = 5  # decode rows per flash-attention slot of a context segmen
 
 Segment = tuple[torch.Tensor, torch.Tensor]  # (K, V), each [layers, kv_heads, length, head_dim]
 
-_PLAN: contextvars.ContextVar[_Plan | None] = contextvars.ContextVar("slick_fast_plan", default=None)
+_PLAN: contextvars.ContextVar[Plan | None] = contextvars.ContextVar("slick_fast_plan", default=None)
 _registered = False
 
 
@@ -56,7 +58,8 @@ def register() -> None:
 
 
 @contextlib.contextmanager
-def planned(plan: _Plan) -> Iterator[None]:
+def planned(plan: Plan) -> Iterator[None]:
+    """Route the model's attention calls to `plan` for the duration of one forward pass."""
     token = _PLAN.set(plan)
     try:
         yield
@@ -77,25 +80,28 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
     return out.unsqueeze(0), None
 
 
-class _Plan:
-    """What the tokens of one forward pass are and what each one attends to."""
+class Plan(ABC):
+    """What the tokens of one forward pass are and what each one attends to (`plans` has the two kinds)."""
 
     def __init__(self, num_layers: int) -> None:
         self.num_layers = num_layers
         self._calls = 0
 
     def layer_index(self, module) -> int:
+        """The layer an attention module belongs to (its `layer_idx`, else counted call by call)."""
         idx = getattr(module, "layer_idx", None)
         if idx is None:
             idx = self._calls % self.num_layers
         self._calls += 1
         return idx
 
+    @abstractmethod
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
-        raise NotImplementedError
+        """Attention output [N, H, D] of the pass's tokens at `layer` (q [H, N, D], k/v [KV, N, D])."""
 
 
-def _round_up(n: int) -> int:
+def padded_length(n: int) -> int:
+    """A segment's length rounded up to a multiple of CONTEXT_PAD (what its keys are padded to)."""
     return max(CONTEXT_PAD, -(-n // CONTEXT_PAD) * CONTEXT_PAD)
 
 
@@ -126,7 +132,7 @@ class ContextStack:
                     distinct.setdefault(id(segs[slot][0]), (segs[slot], []))[1].append(u)
             buckets: dict[int, list[tuple[Segment, list[int]]]] = {}
             for seg, members in distinct.values():
-                buckets.setdefault(_round_up(seg[0].shape[2]), []).append((seg, members))
+                buckets.setdefault(padded_length(seg[0].shape[2]), []).append((seg, members))
             for lpad, items in sorted(buckets.items()):
                 self.groups.append(_stack_group(items, lpad, len(contexts)))
 
@@ -146,7 +152,7 @@ def _stack_group(items: list[tuple[Segment, list[int]]], lpad: int, units: int) 
     return _SegmentGroup(keys, values, additive_mask(hidden, like.dtype), member)
 
 
-class _Placement:
+class Placement:
     """Where the query rows that attend to one segment group go: the slots of its flash-attention call.
 
     A slot is one batch item of the call: one segment's keys and some of its rows' queries.
@@ -183,7 +189,7 @@ class _Placement:
 
     def query_rows(self, g: int) -> int:
         """Query rows per slot."""
-        return self.width * g if self.fixed else _query_rows(self.width * g)
+        return self.width * g if self.fixed else query_rows(self.width * g)
 
     def segments(self, group: _SegmentGroup, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Keys, values and mask of every slot at `layer`."""
@@ -216,12 +222,12 @@ class _Placement:
         return out, lse
 
 
-def _query_rows(n: int) -> int:
+def query_rows(n: int) -> int:
     """Query rows of a flash-attention call: at least QUERY_ROWS, a multiple of 16 (row-invariant from there)."""
     return max(QUERY_ROWS, -(-n // 16) * 16)
 
 
-def _flash(q, k, v, bias, scale) -> tuple[torch.Tensor, torch.Tensor]:
+def flash(q, k, v, bias, scale) -> tuple[torch.Tensor, torch.Tensor]:
     """torch's CPU flash attention: the output and the log-sum-exp of every query row."""
     out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=bias, scale=scale)
     return out, lse
@@ -234,13 +240,13 @@ def _wide(lse: torch.Tensor) -> torch.Tensor:
     return torch.cat([flat, flat.new_zeros(flat.shape[0], columns - flat.shape[1])], dim=1)
 
 
-class _Parts:
+class Parts:
     """Attention of every query row merged over parts (own tokens, context segments), in float32."""
 
     def __init__(self, out: torch.Tensor, lse: torch.Tensor) -> None:
         self.out, self.lse = out.float(), _wide(lse)
 
-    def add(self, place: _Placement, out: torch.Tensor, lse: torch.Tensor) -> None:
+    def add(self, place: Placement, out: torch.Tensor, lse: torch.Tensor) -> None:
         """Merge one part, computed for the rows of `place` only."""
         heads = out.shape[1] * out.shape[2]
         lse = _wide(lse)
@@ -260,163 +266,15 @@ class _Parts:
         return self.out.to(dtype)
 
 
-def _attend_contexts(stack: ContextStack, places: list[_Placement], layer: int, qr, scale: float, parts: _Parts):
+def attend_contexts(stack: ContextStack, places: list[Placement], layer: int, qr, scale: float, parts: Parts):
     """Merge into `parts` each row's attention to its context segments; `qr` [N, KV, g, D]."""
     g = qr.shape[2]
     for group, place in zip(stack.groups, places, strict=True):
         if not place.most:
             continue
-        out, lse = _flash(place.queries(qr), *place.segments(group, layer), scale)
+        out, lse = flash(place.queries(qr), *place.segments(group, layer), scale)
         out, lse = place.gather(out, lse, g)
         parts.add(place, out.float(), lse)
-
-
-@dataclass
-class PrefillUnit:
-    """`length` new tokens of one sequence, after its context segments.
-
-    A segment is (K, V), each [layers, kv_heads, length, head_dim]; units that share a context
-    pass the same tuple object.
-    """
-
-    start: int  # offset of the first token in the flat batch
-    length: int
-    context: tuple[Segment, ...] = ()
-
-
-class _OwnBucket:
-    """Prefill units whose lengths pad to the same key length: their causal attention is one call."""
-
-    def __init__(self, units: Sequence[PrefillUnit], skey: int) -> None:
-        self.skey = skey
-        self.smax = max(u.length for u in units)
-        lengths = torch.tensor([u.length for u in units])
-        pos = torch.arange(self.smax)
-        valid = pos[None, :] < lengths[:, None]  # [U, Smax]
-        starts = torch.tensor([u.start for u in units])
-        self.tok_idx = torch.where(valid, starts[:, None] + pos[None, :], 0)
-        self.valid_unit, self.valid_pos = valid.nonzero(as_tuple=True)
-        self.flat_valid = self.tok_idx[self.valid_unit, self.valid_pos]
-        keys = torch.arange(skey)
-        # own keys visible to query position s of unit u: key j <= s and j < length
-        self.hidden = (keys[None, None, :] > pos[None, :, None]) | (keys[None, None, :] >= lengths[:, None, None])
-        self._bias: torch.Tensor | None = None
-        self._buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-
-    def bias(self, g: int, dtype: torch.dtype) -> torch.Tensor:
-        """The additive causal mask [U, 1, query rows, Skey] (the same for every layer)."""
-        if self._bias is None:
-            units = len(self.tok_idx)
-            used = self.smax * g
-            hidden = torch.ones(units, _query_rows(used), self.skey, dtype=torch.bool)
-            hidden[:, used:, 0] = False  # padding query rows see one key: no empty softmax
-            own = self.hidden[:, :, None, :].expand(units, self.smax, g, self.skey)
-            hidden[:, :used] = own.reshape(units, used, self.skey)
-            self._bias = additive_mask(hidden[:, None], dtype)
-        return self._bias
-
-    def attend(self, q, k, v, scale, out_all, lse_all) -> None:
-        """Causal attention of the bucket's tokens (`q` [N, KV, g, D], `k`/`v` [KV, N, D]) into out_all/lse_all."""
-        _, kvh, g, dim = q.shape
-        units = len(self.tok_idx)
-        used = self.smax * g
-        if self._buffers is None:  # one set for every layer: their padding stays the zeros allocated here
-            self._buffers = (
-                q.new_zeros(units, kvh, _query_rows(used), dim),
-                k.new_zeros(units, kvh, self.skey, dim),
-                v.new_zeros(units, kvh, self.skey, dim),
-            )
-        qu, ku, vu = self._buffers
-        tokens = self.tok_idx.flatten()
-        qu[:, :, :used].view(units, kvh, self.smax, g, dim).copy_(
-            q.index_select(0, tokens).view(units, self.smax, kvh, g, dim).transpose(1, 2)
-        )
-        ku[:, :, : self.smax].copy_(k.index_select(1, tokens).view(kvh, units, self.smax, dim).transpose(0, 1))
-        vu[:, :, : self.smax].copy_(v.index_select(1, tokens).view(kvh, units, self.smax, dim).transpose(0, 1))
-        out, lse = _flash(qu, ku, vu, self.bias(g, q.dtype), scale)
-        out = out[:, :, :used].view(units, kvh, self.smax, g, dim)[self.valid_unit, :, self.valid_pos]
-        lse = lse[:, :, :used].view(units, kvh, self.smax, g)[self.valid_unit, :, self.valid_pos]
-        out_all[self.flat_valid] = out.float()
-        lse_all[self.flat_valid] = lse
-
-
-class PrefillPlan(_Plan):
-    """Causal attention within each unit's new tokens plus full attention to the unit's context.
-
-    Own tokens: units grouped by padded length (`_OwnBucket`), keys padded with exact zeros to a
-    multiple of CONTEXT_PAD. Contexts: `ContextStack`. Every layer's new keys and values are
-    captured so the engine can cache them.
-    """
-
-    def __init__(self, units: Sequence[PrefillUnit], num_layers: int) -> None:
-        super().__init__(num_layers)
-        self.captured: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * num_layers
-        buckets: dict[int, list[PrefillUnit]] = {}
-        for u in units:
-            buckets.setdefault(_round_up(u.length), []).append(u)
-        self.buckets = [_OwnBucket(us, skey) for skey, us in sorted(buckets.items())]
-        self.contexts = ContextStack([u.context for u in units])
-        unit_of_token = torch.zeros(sum(u.length for u in units), dtype=torch.long)
-        for i, u in enumerate(units):
-            unit_of_token[u.start : u.start + u.length] = i
-        self.places = [_Placement(group, unit_of_token) for group in self.contexts.groups]
-
-    def attend(self, layer, q, k, v, scale):
-        self.captured[layer] = (k, v)
-        heads, n, dim = q.shape
-        kvh = k.shape[0]
-        g = heads // kvh
-        qr = q.view(kvh, g, n, dim).permute(2, 0, 1, 3)  # [N, KV, g, D]
-        out = torch.empty(n, kvh, g, dim)
-        lse = torch.empty(n, kvh, g)
-        for bucket in self.buckets:
-            bucket.attend(qr, k, v, scale, out, lse)
-        parts = _Parts(out, lse)
-        _attend_contexts(self.contexts, self.places, layer, qr, scale, parts)
-        return parts.output(q.dtype).view(n, heads, dim)
-
-
-class DecodePlan(_Plan):
-    """One new token per row; each row belongs to a unit (a prompt) whose context is in `contexts`.
-
-    Own keys/values of the rows (generated tokens) are carried from step to step: `own[layer]`
-    holds the previous step's [R_prev, KV, t, D], `parents` maps each row to its previous row
-    (None on the first step). A row's own part has g query rows and its own t keys: its shape is
-    the row's alone.
-    """
-
-    def __init__(
-        self,
-        contexts: ContextStack,
-        unit_of_row: torch.Tensor,
-        own: list[tuple[torch.Tensor, torch.Tensor]] | None,
-        parents: torch.Tensor | None,
-        num_layers: int,
-    ) -> None:
-        super().__init__(num_layers)
-        self.contexts = contexts
-        self.places = [_Placement(group, unit_of_row, DECODE_SLOT_ROWS) for group in contexts.groups]
-        self.own = own
-        self.parents = parents
-        self.new_own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * num_layers
-
-    def attend(self, layer, q, k, v, scale):
-        heads, n, dim = q.shape
-        kvh = k.shape[0]
-        g = heads // kvh
-        qr = q.view(kvh, g, n, dim).permute(2, 0, 1, 3).contiguous()  # [N, KV, g, D]
-        kn = k.transpose(0, 1).unsqueeze(2)  # [N, KV, 1, D]
-        vn = v.transpose(0, 1).unsqueeze(2)
-        if self.own is None:
-            own_k, own_v = kn.contiguous(), vn.contiguous()
-        else:
-            prev_k, prev_v = self.own[layer]
-            own_k = torch.cat([prev_k[self.parents], kn], dim=2)
-            own_v = torch.cat([prev_v[self.parents], vn], dim=2)
-        self.new_own[layer] = (own_k, own_v)
-        parts = _Parts(*_flash(qr, own_k, own_v, None, scale))
-        _attend_contexts(self.contexts, self.places, layer, qr, scale, parts)
-        return parts.output(q.dtype).view(n, heads, dim)
 
 
 def additive_mask(hidden: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -167,8 +168,10 @@ def run_variant(variant: str, n: int, chunk: int) -> dict:
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            return {"variant": variant, "error": " | ".join(tail) or f"exit {proc.returncode}"}
+            code = proc.returncode
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-2:]
+            return {"variant": variant, "error": f"{how} ({' | '.join(tail)})" if tail else how}
         return json.loads(out.read_text())
 
 

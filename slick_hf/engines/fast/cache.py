@@ -31,7 +31,7 @@ class PromptEntry:
     tokens: tuple[int, ...]
     prefix: PrefixEntry | None
     suffix_kv: KV
-    logits: torch.Tensor  # next-token logits after the prompt, float32 [vocab]
+    logits: torch.Tensor  # next-token logits after the prompt, in the model's dtype [vocab]
     nbytes: int
 
     @property

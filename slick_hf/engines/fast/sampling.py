@@ -68,7 +68,7 @@ def greedy_choice(logits: torch.Tensor, top: tuple[torch.Tensor, torch.Tensor] |
     the choice; a margin of 0 (a tie) makes the token ambiguous.
     """
     values, tokens = top if top is not None else torch.topk(logits.float(), 2)
-    margin = float(values[0] - values[1])
+    margin = float(values[0]) - float(values[1])
     if margin == 0.0:  # a tie: argmax takes the lowest token id, topk's order is unspecified
         return int(torch.argmax(logits)), margin
     return int(tokens[0]), margin

@@ -22,7 +22,7 @@ What SliCK's workload lets an engine skip, and how this one does it:
   `generate` (unpadded, batch of one), so the answer is the reference one by construction. In
   bfloat16 the two orders differ by more than many logit gaps (plain bf16 `generate` itself answers
   9 of 200 geo prompts otherwise when they are batched by 8), so the fast path's own greedy answer
-  is kept (188 of 200 agree with plain bf16 `generate` one at a time: benchmarks/README.md).
+  is kept (189 of 200 agree with plain bf16 `generate` one at a time: benchmarks/README.md).
 
 Models whose attention does not go through `transformers`' AttentionInterface (or that use a
 sliding window shorter than a prompt) are served by the plain path, with a warning.

@@ -216,7 +216,8 @@ def bf16_engine():
 
 def test_bf16_completions_do_not_depend_on_batch_composition(bf16_engine):
     prompts = prompts_varied()
-    requests = [sample(p, seed=i, n=4) for i, p in enumerate(prompts)] + [GenerationRequest(p) for p in prompts]
+    # 8 samples a prompt: a prompt's rows fill more than one decode slot (rowattn.DECODE_SLOT_ROWS = 5)
+    requests = [sample(p, seed=i, n=8) for i, p in enumerate(prompts)] + [GenerationRequest(p) for p in prompts]
     together = bf16_engine.generate(requests)
     bf16_engine.cache.clear()
     alone = [bf16_engine.generate([r])[0] for r in requests[::-1]][::-1]

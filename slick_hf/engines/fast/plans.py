@@ -118,6 +118,7 @@ class PrefillPlan(Plan):
         self.places = [Placement(group, unit_of_token) for group in self.contexts.groups]
 
     def attend(self, layer, q, k, v, scale):
+        """Own tokens causally, then each unit's context; the layer's new keys/values are captured."""
         self.captured[layer] = (k, v)
         heads, n, dim = q.shape
         kvh = k.shape[0]
@@ -157,6 +158,7 @@ class DecodePlan(Plan):
         self.new_own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * num_layers
 
     def attend(self, layer, q, k, v, scale):
+        """Each row's own tokens (the new one appended), then its unit's context in fixed slots."""
         heads, n, dim = q.shape
         kvh = k.shape[0]
         g = heads // kvh

@@ -67,7 +67,7 @@ def worker(dtype: str, examples: int, epochs: int, out_path: str) -> None:
         args = SFTConfig(
             output_dir=tmp,
             use_cpu=True,
-            bf16=dtype.startswith("bfloat16") and dtype != "bfloat16-weights",
+            bf16=autocast,
             optim="adamw_torch_fused" if "-fused" in dtype else "adamw_torch",
             num_train_epochs=epochs,
             learning_rate=1e-4,
@@ -100,7 +100,7 @@ def main() -> None:
         "--dtypes",
         default="float32,bfloat16,bfloat16-fused",
         help="float32, bfloat16 (autocast), bfloat16-weights; -fused: fused AdamW (the CPU recipes'), -sdpa: "
-        "bf16 with torch's flash attention instead of eager",
+        "bf16 with torch's flash attention instead of eager, -trl: TRL's loss over every position",
     )
     ap.add_argument("--worker", nargs=2, metavar=("DTYPE", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()

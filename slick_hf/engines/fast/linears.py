@@ -16,7 +16,8 @@ Two arrangements make every linear layer row-invariant while padding is on:
   do not. So no row count is trusted but the one fixed block: the same call, whatever the batch.
   Prefills (a few thousand rows) use blocks of 512, decode steps and the output layer blocks of
   64; a token is always computed by the same phase, so each phase only needs to agree with
-  itself. Blocks are written straight into the output (no concatenation).
+  itself. Blocks on unpacked weights are written straight into the output; oneDNN's prepacked
+  product has no output argument, so its blocks are concatenated.
 """
 
 from __future__ import annotations

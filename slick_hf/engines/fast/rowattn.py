@@ -183,7 +183,8 @@ class Placement:
             first = per_segment.cumsum(0) - per_segment
             self.slot, self.within, self.width = first[index] + rank // slot_rows, rank % slot_rows, slot_rows
             self.slots = int(per_segment.sum())
-            self.segment_of_slot = torch.repeat_interleave(torch.arange(len(counts)), per_segment)
+            one_each = bool((per_segment == 1).all())  # slot g is segment g: the group's tensors as they are
+            self.segment_of_slot = None if one_each else torch.repeat_interleave(torch.arange(len(counts)), per_segment)
         self._queries: torch.Tensor | None = None
         self._bias: torch.Tensor | None = None
 

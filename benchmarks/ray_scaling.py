@@ -32,9 +32,9 @@ def main() -> None:
     from slick_hf.annotate.journal import annotate_dataset
     from slick_hf.annotate.ray_executor import RayExecutor
     from slick_hf.annotate.rows import exemplar_pools_by_relation
-    from slick_hf.configs import EngineArguments
     from slick_hf.core.slick import SlickConfig
     from slick_hf.data import load_questions
+    from slick_hf.engines.factory import EngineArguments
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=200)

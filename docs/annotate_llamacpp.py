@@ -18,8 +18,8 @@ from pathlib import Path
 
 from trl import ModelConfig, TrlParser
 
-from slick_hf.configs import EngineArguments, SlickScriptArguments, SlickSFTConfig
-from slick_hf.engines.factory import make_engine
+from slick_hf.configs import SlickScriptArguments, SlickSFTConfig
+from slick_hf.engines.factory import EngineArguments, make_engine
 from slick_hf.recipe import annotation_jobs
 
 RECIPE = "recipes/smollm2-135m/sft/config_geo.yaml"

@@ -1,4 +1,5 @@
-"""Every command's arguments: dataclasses with `help` metadata, parsed by `TrlParser`.
+"""Every command's arguments: dataclasses with `help` metadata, parsed by `TrlParser` (the engine's and the
+executor's live with their factories: `slick_hf.engines.factory`, `slick_hf.annotate.factory`).
 
 One convention for every subcommand (see `slick_hf.cli.main`): `--config FILE.yaml` sets any
 field, flags after it override, and each flag has a snake (`--output_dir`) and a kebab
@@ -16,7 +17,7 @@ from slick_hf.core.prompts import DEFAULT_COMPLETION_TEMPLATE, DEFAULT_PROMPT_TE
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import DataFormat
 from slick_hf.engines.base import BATCH_PROMPTS
-from slick_hf.errors import SlickError
+from slick_hf.errors import SlickError, check_positive
 from slick_hf.hub import check_config_name
 from slick_hf.models import check_model
 from slick_hf.variants.spec import RATIO_SWEEP, SHARES, VARIANTS, VariantSpec
@@ -89,7 +90,7 @@ class SlickScriptArguments(DataFormat):
         self.limits()
         self.slick_config()
         self.variant_spec()
-        _positive(self, "annotate_batch_size")
+        check_positive(self, "annotate_batch_size")
 
     def data_format(self) -> DataFormat:
         """How `dataset_name` is read when it is a user's dataset: the `DataFormat` fields."""
@@ -162,77 +163,6 @@ RecipeArgs = tuple[SlickScriptArguments, SlickSFTConfig, ModelConfig]
 RECIPE_ARGUMENTS = (SlickScriptArguments, SlickSFTConfig, ModelConfig)
 
 
-def _positive(config: object, *names: str) -> None:
-    """Raise SlickError naming the first of `names` that is set and below 1."""
-    for name in names:
-        value = getattr(config, name)
-        if value is not None and value < 1:
-            raise SlickError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-
-
-@dataclass
-class EngineArguments:
-    """How generations are made: in process or through inference servers (annotate, evaluate)."""
-
-    engine: str = field(
-        default="transformers",
-        metadata={"help": "transformers (in process, fast), transformers-plain (model.generate), tgi or openai"},
-    )
-    endpoint: list[str] = field(default_factory=list, metadata={"help": "server URL (repeatable)", "action": "extend"})
-    concurrency: int | None = field(default=None, metadata={"help": "server engines: HTTP requests in flight (16)"})
-    max_retries: int | None = field(default=None, metadata={"help": "server engines: retries per request (6)"})
-    retry_budget: float | None = field(
-        default=None, metadata={"help": "server engines: seconds one request may keep retrying (300)"}
-    )
-    request_timeout: float | None = field(default=None, metadata={"help": "server engines: seconds per request (120)"})
-    startup_timeout: float | None = field(
-        default=None, metadata={"help": "server engines: seconds to wait for a server to be up (60)"}
-    )
-    batch_size: int = field(default=BATCH_PROMPTS, metadata={"help": "prompts decoded together (in-process engines)"})
-    device: str = field(default="cpu", metadata={"help": "cpu or cuda (in-process engines)"})
-    dtype: str = field(
-        default="auto",
-        metadata={
-            "help": "in-process engines: auto (bfloat16 where the hardware computes it natively, else float32), "
-            "bfloat16 or float32; recorded in the card and part of the resume fingerprint",
-            "choices": ["auto", "bfloat16", "float32"],
-        },
-    )
-    trust_remote_code: bool = field(default=False, metadata={"help": "run a model's own code from the Hub"})
-
-    def __post_init__(self) -> None:
-        _positive(self, "batch_size", "concurrency")
-        if self.max_retries is not None and self.max_retries < 0:
-            raise SlickError(f"--max-retries must be >= 0, got {self.max_retries}")
-        for name in ("retry_budget", "request_timeout", "startup_timeout"):
-            value = getattr(self, name)
-            if value is not None and not 0 < value < float("inf"):
-                raise SlickError(f"--{name.replace('_', '-')} must be a number of seconds > 0, got {value}")
-        if self.device != "cpu" and not self.device.startswith("cuda"):
-            raise SlickError(f"--device must be cpu or cuda[:N], got {self.device!r}")
-        if self.device.startswith("cuda") and self.in_process:
-            import torch
-
-            if not torch.cuda.is_available():
-                raise SlickError("--device cuda, but torch sees no CUDA device here; use --device cpu")
-
-    @property
-    def in_process(self) -> bool:
-        """Whether the engine runs the model in this process (else it is behind servers)."""
-        return self.engine in ("transformers", "transformers-plain")
-
-    def resolved_dtype(self) -> str:
-        """The dtype generations are computed in: `auto` resolved here, `server` for server engines."""
-        from slick_hf.hardware import resolve_dtype
-
-        return resolve_dtype(self.dtype, self.device) if self.in_process else "server"
-
-    def remote_options(self) -> dict:
-        """The server engines' options that were set."""
-        names = ("concurrency", "max_retries", "retry_budget", "request_timeout", "startup_timeout")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
-
-
 @dataclass
 class AnnotateArguments:
     """`slick-hf annotate`: label questions with SliCK categories (SliCK parameters: `SlickConfig`)."""
@@ -254,7 +184,7 @@ class AnnotateArguments:
     chunk_size: int = field(default=CHUNK_SIZE, metadata={"help": "examples per resumable chunk"})
 
     def __post_init__(self) -> None:
-        _positive(self, "chunk_size", "limit_per_relation")
+        check_positive(self, "chunk_size", "limit_per_relation")
         check_model(self.model)
         if self.config_name is not None:
             check_config_name(self.config_name)
@@ -283,7 +213,7 @@ class VariantsArguments:
     def __post_init__(self) -> None:
         if not self.source:
             raise SlickError("variants: name the annotated dataset (a folder or Hub id): slick-hf variants SOURCE")
-        _positive(self, "size")
+        check_positive(self, "size")
 
     def ratios(self) -> list[float]:
         """The Unknown ratios asked for."""
@@ -335,7 +265,7 @@ class EvaluateArguments:
         for name in ("model", "annotated_dataset", "output_dir"):
             if not getattr(self, name):
                 raise SlickError(f"evaluate: --{name.replace('_', '-')} is required")
-        _positive(self, "max_new_tokens")
+        check_positive(self, "max_new_tokens")
         check_model(self.model)
         if not listed(self.splits):
             raise SlickError("evaluate: --splits is empty; name annotated splits, e.g. test,test_ood")
@@ -392,7 +322,7 @@ class SweepArguments:
     report_only: bool = field(default=False, metadata={"help": "train nothing: (re)write the sweep's report"})
 
     def __post_init__(self) -> None:
-        _positive(self, "sweep_seeds")
+        check_positive(self, "sweep_seeds")
         self.ratios()
         bad = sorted(set(listed(self.sweep_variants) or []) - set(VARIANTS))
         if bad:

@@ -13,8 +13,9 @@ from datasets import Dataset, DatasetDict
 
 from slick_hf.annotate.folder import load_annotated
 from slick_hf.annotate.job import AnnotateJob
-from slick_hf.configs import EngineArguments, SlickScriptArguments, SlickSFTConfig
+from slick_hf.configs import SlickScriptArguments, SlickSFTConfig
 from slick_hf.distributed import is_main_process, world_size
+from slick_hf.engines.factory import EngineArguments
 from slick_hf.errors import SlickError
 from slick_hf.hub import atomic_write_text, config_name_for, write_parquet
 from slick_hf.runs import (

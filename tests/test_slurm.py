@@ -9,9 +9,10 @@ import pytest
 
 from slick_hf.annotate.factory import ExecutorArguments
 from slick_hf.cli.parsing import parse
-from slick_hf.configs import AnnotateArguments, EngineArguments
+from slick_hf.configs import AnnotateArguments
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import DataFormat
+from slick_hf.engines.factory import EngineArguments
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "slurm").glob("*.sbatch"))

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from slick_hf.annotate.factory import ExecutorArguments, make_executor
 from slick_hf.cli.parsing import parse
-from slick_hf.configs import AnnotateArguments, EngineArguments, listed
+from slick_hf.configs import AnnotateArguments, listed
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import DataFormat
+from slick_hf.engines.factory import EngineArguments
 
 HELP = "label questions with SliCK knowledge categories"
 

@@ -5,7 +5,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slick_hf.cli.parsing import parse
-from slick_hf.configs import EngineArguments, EvaluateArguments, listed
+from slick_hf.configs import EvaluateArguments, listed
+from slick_hf.engines.factory import EngineArguments
 from slick_hf.errors import SlickError
 
 HELP = "score a model (folder or Hub id) per SliCK category on annotated test splits"

@@ -4,10 +4,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# prompts an in-process engine decodes together: the 10 greedy prompts of a whole default chunk (64 examples) in
-# one wave, so a chunk's prompts are prefilled and decoded once (48 geo examples, bf16: 7.5 s in waves of 256,
+# prompts the fast in-process engine decodes together: the 10 greedy prompts of a whole default chunk (64 examples)
+# in one wave, so a chunk's prompts are prefilled and decoded once (48 geo examples, bf16: 7.5 s in waves of 256,
 # 7.3 s in one)
 BATCH_PROMPTS = 640
+# greedy prompts the plain reference engine left-pads into one `generate` call (padding grows with the batch)
+PLAIN_BATCH_PROMPTS = 16
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 import torch
 
-from slick_hf.engines.base import Engine, GenerationRequest, truncate_at_stop
+from slick_hf.engines.base import PLAIN_BATCH_PROMPTS, Engine, GenerationRequest, truncate_at_stop
 from slick_hf.errors import SlickError
 from slick_hf.hardware import configure_threads, resolve_dtype
 from slick_hf.models import load_for_inference
@@ -22,7 +22,7 @@ class PlainTransformersEngine(Engine):
     def __init__(
         self,
         model: str,
-        batch_size: int = 16,
+        batch_size: int = PLAIN_BATCH_PROMPTS,
         device: str = "cpu",
         dtype: str = "auto",
         trust_remote_code: bool = False,
@@ -33,7 +33,7 @@ class PlainTransformersEngine(Engine):
 
     @classmethod
     def from_loaded(
-        cls, model, tokenizer, provenance: dict[str, str], batch_size: int = 16
+        cls, model, tokenizer, provenance: dict[str, str], batch_size: int = PLAIN_BATCH_PROMPTS
     ) -> "PlainTransformersEngine":
         """An engine over a model already in memory (e.g. the one a trainer is training)."""
         engine = cls.__new__(cls)

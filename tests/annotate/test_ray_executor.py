@@ -13,9 +13,8 @@ from slick_hf.annotate.executors import ChunkExecutor
 from slick_hf.annotate.factory import ExecutorArguments
 from slick_hf.annotate.journal import annotate_dataset
 from slick_hf.annotate.rows import exemplar_pools_by_relation
-from slick_hf.configs import EngineArguments
 from slick_hf.core.slick import SlickConfig
-from slick_hf.engines.factory import make_engine
+from slick_hf.engines.factory import EngineArguments, make_engine
 from slick_hf.errors import SlickError
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'slick-hf[ray]'")

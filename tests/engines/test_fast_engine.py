@@ -246,3 +246,20 @@ def test_a_prompt_longer_than_the_context_is_an_error_naming_it(engine):
     ):
         engine.generate([fine, GenerationRequest(long, max_new_tokens=4)])
     assert engine.generate([fine]) == engine.generate([fine])  # the engine is still usable
+
+
+@pytest.mark.parametrize(
+    ("name", "batch_size", "expected"),
+    [
+        ("transformers", None, "BATCH_PROMPTS"),
+        ("transformers-plain", None, "PLAIN_BATCH_PROMPTS"),
+        ("transformers-plain", 3, 3),
+    ],
+)
+def test_each_in_process_engine_keeps_its_own_batch_default(engine, name, batch_size, expected):
+    from slick_hf.engines import base
+    from slick_hf.engines.factory import EngineArguments, make_engine
+
+    built = make_engine("smollm2-135m", EngineArguments(engine=name, dtype="float32", batch_size=batch_size))
+    assert built.name == name
+    assert built.batch_size == (getattr(base, expected) if isinstance(expected, str) else expected)

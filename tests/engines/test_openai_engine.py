@@ -16,11 +16,10 @@ import pytest
 from datasets import Dataset
 
 from slick_hf.annotate.rows import annotate_rows, exemplar_pools_by_relation
-from slick_hf.configs import EngineArguments
 from slick_hf.core.prompts import exemplars_for, render_prompt
 from slick_hf.core.slick import SlickConfig, clean_completion
 from slick_hf.engines.base import GenerationRequest
-from slick_hf.engines.factory import make_engine
+from slick_hf.engines.factory import EngineArguments, make_engine
 from slick_hf.engines.openai import OpenAIEngine
 from slick_hf.errors import SlickError
 from slick_hf.models import SMOLLM2_GGUF

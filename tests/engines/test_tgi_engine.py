@@ -10,10 +10,9 @@ from datasets import Dataset
 
 from slick_hf.annotate.journal import annotate_dataset
 from slick_hf.annotate.rows import annotate_rows, exemplar_pools_by_relation
-from slick_hf.configs import EngineArguments
 from slick_hf.core.slick import SlickConfig
 from slick_hf.engines.base import GenerationRequest
-from slick_hf.engines.factory import make_engine
+from slick_hf.engines.factory import EngineArguments, make_engine
 from slick_hf.engines.remote import sample_seed
 from slick_hf.engines.tgi import TGIEngine
 from slick_hf.errors import SlickError

@@ -62,7 +62,9 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
             f"## Config `{meta['config_name']}`",
             "",
             f"- Model: `{model.get('model_id')}` at revision `{model.get('model_revision')}`",
-            f"- Engine: `{model.get('engine')}`, computing in `{model.get('dtype', 'float32')}`; sampling: {sampling}",
+            f"- Engine: `{model.get('engine')}`, computing in `{model.get('dtype', 'float32')}`"
+            + (f" on {model['threads']} CPU thread(s)" if "threads" in model else "")
+            + f"; sampling: {sampling}",
             f"- Source data: `{meta['dataset']['source']}`, relations {', '.join(meta['dataset']['relations'])}",
             f"- Exemplars from: {meta['dataset'].get('exemplars_from', 'the dev split')}",
             "- SliCK parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())),

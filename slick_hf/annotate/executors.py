@@ -3,8 +3,9 @@
 
 An executor turns pending chunks `(index, rows)` into `(index, results)`, in any order. `annotate_dataset`
 journals each result once, as it arrives, so a rerun skips the finished chunks whichever executor made
-them, and the assembled dataset is the same row for row: chunks are fixed slices of the dataset and
-every sampling seed comes from the example and the prompt (`request_seed`), never from the worker.
+them, and the assembled dataset is the same row for row as long as each engine computes alike (same
+dtype; in bf16, same torch threads): chunks are fixed slices of the dataset and every sampling seed
+comes from the example and the prompt (`request_seed`), never from the worker.
 """
 
 from __future__ import annotations

@@ -105,15 +105,20 @@ def run_fingerprint(
     questions: Dataset, pools: Mapping, config: SlickConfig, engine_info: Mapping, chunk_size: int
 ) -> str:
     """Identifies one annotation job: same questions, chunks, prompts, parameters and model."""
+    # float32 was the only dtype before dtypes were recorded: its journals keep their names. Lower precisions
+    # also name the engine's CPU threads: bf16 products split over another number of threads round
+    # differently (256 geo examples: 21 categories differ between 1 and 2 threads; float32: none of 128),
+    # so a resumed run only continues chunks computed as it computes them.
+    model = [engine_info.get("model_id"), engine_info.get("model_revision")]
+    if engine_info.get("dtype", "float32") != "float32":
+        model += [engine_info["dtype"], *([engine_info["threads"]] if "threads" in engine_info else [])]
     payload = json.dumps(
         {
             "ids": list(questions["id"]),
             "chunk_size": chunk_size,
             "pools": pools,
             "config": config.to_dict(),
-            # float32 was the only dtype before dtypes were recorded: its journals keep their names
-            "model": [engine_info.get("model_id"), engine_info.get("model_revision")]
-            + ([engine_info["dtype"]] if engine_info.get("dtype", "float32") != "float32" else []),
+            "model": model,
         },
         sort_keys=True,
     )

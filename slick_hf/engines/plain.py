@@ -48,8 +48,10 @@ class PlainTransformersEngine(Engine):
         self.dtype = str(model.dtype).removeprefix("torch.")  # what it computes in: float32, bfloat16
 
     def info(self) -> dict[str, str]:
-        """The engine's name, the model's id and revision, and the dtype it computes in."""
-        return {"engine": self.name, **self.provenance, "dtype": self.dtype}
+        """The engine's name, the model's id and revision, the dtype it computes in and, on CPU, its torch
+        threads (bf16 products split over another number of threads round differently)."""
+        threads = {"threads": str(torch.get_num_threads())} if self.device.type == "cpu" else {}
+        return {"engine": self.name, **self.provenance, "dtype": self.dtype, **threads}
 
     def check_fits(self, requests: Sequence[GenerationRequest]) -> None:
         """SlickError naming the first request whose prompt plus new tokens exceed the model's context.

@@ -232,7 +232,7 @@ def status_lines(runs: Runs) -> list[str]:
     if runs.infeasible:
         out.append(
             "Not run, infeasible on this pool: "
-            + "; ".join(f"**{n}** ({reason[:300]})" for n, reason in runs.infeasible.items())
+            + "; ".join(f"**{n}** ({reason})" for n, reason in runs.infeasible.items())
             + "."
         )
     if runs.missing:

@@ -12,7 +12,7 @@ from huggingface_hub import DatasetCard
 
 from slick_hf.annotate.card import render_annotation_section
 from slick_hf.annotate.job import WORK_DIR, AnnotateJob
-from slick_hf.annotate.journal import ChunkJournal, annotate_dataset
+from slick_hf.annotate.journal import ChunkJournal, annotate_dataset, run_fingerprint
 from slick_hf.annotate.rows import adaptive_rounds, annotate_rows, exemplar_pools_by_relation, request_seed
 from slick_hf.core.prompts import exemplars_for, render_prompt
 from slick_hf.core.schema import QUESTION_FEATURES, SLICK_FEATURES
@@ -348,6 +348,8 @@ def test_job_card_and_meta(job_dir):
     meta = json.loads((job_dir / "smollm2-135m" / META_FILE).read_text())
     assert meta["model"]["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert meta["model"]["argument"] == "smollm2-135m"
+    threads = meta["model"]["threads"]  # the in-process engine's torch threads, named in the card
+    assert int(threads) >= 1 and f"computing in `float32` on {threads} CPU thread(s)" in text
     assert meta["splits"]["test"]["categories"] == {c: counts[c] for c in CATEGORIES}
     assert meta["splits"]["test"]["generations"]["total"] == sum(ds["slick_generations"])
     assert sorted(meta["exemplars"]) == ["capital", "continent"]
@@ -393,3 +395,16 @@ def test_second_config_keeps_the_first_and_user_text(job_dir, small_slick, scrip
     second = load_dataset(str(job_dir), "test--scripted", split="test")
     assert len(second) == 1 and second[0]["relation"] == "capital"
     assert _job(job_dir, small_slick).is_done()
+
+
+def test_resume_fingerprint_names_bf16_threads_and_keeps_float32_journal_names(six, six_pools, small_slick):
+    def fingerprint(**info):
+        return run_fingerprint(six, six_pools, small_slick, {"model_id": "m", "model_revision": "r", **info}, 2)
+
+    # float32 rows do not depend on the thread count (128 geo examples, 1 and 2 threads): journals written
+    # before dtypes and threads were recorded keep their names
+    assert fingerprint(dtype="float32", threads="1") == fingerprint(dtype="float32", threads="2") == fingerprint()
+    # bf16 products split over another number of threads round differently: no resume across them
+    assert fingerprint(dtype="bfloat16", threads="1") != fingerprint(dtype="bfloat16", threads="2")
+    assert fingerprint(dtype="bfloat16", threads="2") != fingerprint(dtype="float32", threads="2")
+    assert fingerprint(dtype="bfloat16", threads="2") == fingerprint(dtype="bfloat16", threads="2")

@@ -157,12 +157,21 @@ def runs_dir(tmp_path: Path) -> Path:
             {
                 "config": {"model": "smollm2-135m", "train_size": SIZE, "epochs": float(EPOCHS)},
                 "plan": names,
-                "infeasible": {"D_WeaklyKnown": "cannot build D_WeaklyKnown: capital needs 5 WeaklyKnown, has 2"},
+                "infeasible": {"D_WeaklyKnown": INFEASIBLE},
                 "runs": {},
             }
         )
     )
     return folder
+
+
+# as `variants.build` words it: long (the pool per relation), the fix at the end
+INFEASIBLE = (
+    "cannot build D_WeaklyKnown (variant 'WeaklyKnown', |D| = 12, shares 'pool'): capital needs 5 WeaklyKnown, "
+    "has 2. Pool per relation: "
+    + ", ".join(f"relation_{i}: HK {i}, MK {2 * i}, WK {i + 1}, Unk {3 * i}" for i in range(8))
+    + ". Largest |D| that works for this variant: 4 (pass size=4)"
+)
 
 
 def test_parse_variant_name() -> None:
@@ -184,7 +193,7 @@ def test_report_builds_from_synthetic_runs(runs_dir: Path, tmp_path: Path) -> No
         assert f"]({png})" in readme
     # Missing, infeasible and unfinished runs are named, not fatal.
     assert "**D_Known_unk0.75**" in readme and "Missing" in readme
-    assert "**D_WeaklyKnown**" in readme and "infeasible" in readme
+    assert f"**D_WeaklyKnown** ({INFEASIBLE})" in readme and "infeasible" in readme  # whole, with its fix
     assert "**D_MaybeKnown** (no results.json" in readme
     # The per-category table, with the paper's numbers next to ours.
     assert "| D_HighlyKnown | 1 | EARLY_STOP |" in tables and "40.5 / 98.7 / 60.1 / 9 / 0.6" in tables

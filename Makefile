@@ -17,7 +17,7 @@ EPOCHS ?=
 PEFT ?=
 LIMIT ?= 5
 SWEEP_ARGS ?=
-SEEDS ?= 3
+SEEDS ?=
 RECIPE ?= recipes/$(MODEL)/sft/config_$(DATASET).yaml
 # the study's recipe where there is one (bigger annotation, |D| = 100), else the main job's
 SWEEP_RECIPE ?= $(or $(wildcard recipes/$(MODEL)/sft/config_$(DATASET)_sweep.yaml),$(RECIPE))
@@ -72,10 +72,10 @@ recipe: install
 	$(BIN)/slick-hf recipe --config $(RECIPE) $(RECIPE_ARGS)
 
 sweep: install
-	$(BIN)/slick-hf sweep --config $(SWEEP_RECIPE) $(RUN_ARGS) --sweep-seeds $(SEEDS) $(SWEEP_ARGS)
+	$(BIN)/slick-hf sweep --config $(SWEEP_RECIPE) $(RUN_ARGS) $(if $(SEEDS),--sweep-seeds $(SEEDS)) $(SWEEP_ARGS)
 
 report: install
-	$(if $(RUNS),$(BIN)/slick-hf report $(RUNS),$(BIN)/slick-hf sweep --config $(SWEEP_RECIPE) $(RUN_ARGS) --sweep-seeds $(SEEDS) $(SWEEP_ARGS) --report-only)
+	$(if $(RUNS),$(BIN)/slick-hf report $(RUNS),$(BIN)/slick-hf sweep --config $(SWEEP_RECIPE) $(RUN_ARGS) $(if $(SEEDS),--sweep-seeds $(SEEDS)) $(SWEEP_ARGS) --report-only)
 
 bench: install
 	$(BIN)/python benchmarks/annotate_speed.py

@@ -45,7 +45,7 @@ def main(out_dir: str, limits: str | None = None) -> None:
         url = f"http://127.0.0.1:{port}"
         engine_args = EngineArguments(engine="openai", endpoint=[url], concurrency=4, startup_timeout=120)
         with make_engine(model_args.model_name_or_path, engine_args) as eng:
-            for job in annotation_jobs(script, model_args.model_name_or_path):
+            for job in annotation_jobs(script, model_args.model_name_or_path, engine_args.resolved_dtype()):
                 if not job.is_done():
                     t0 = time.time()
                     job.run(eng)

@@ -36,8 +36,9 @@ from slick_hf.variants.build import build_variant, variant_summary
 logger = logging.getLogger(__name__)
 
 
-def annotation_jobs(script: SlickScriptArguments, model: str, dtype: str = "float32") -> list[AnnotateJob]:
-    """One job per annotated split (in-distribution train/dev/test and the OOD test), computed in `dtype`."""
+def annotation_jobs(script: SlickScriptArguments, model: str, dtype: str) -> list[AnnotateJob]:
+    """One job per annotated split (in-distribution train/dev/test and the OOD test), computed in `dtype`
+    (resolved: `bfloat16`, `float32`, or `server` behind inference servers)."""
     out_dir = Path(script.annotations_dir or f"outputs/annotations/{script.dataset_name}")
     limits = script.limits()
     slick = script.slick_config()

@@ -215,3 +215,23 @@ def test_sweep_seeds_run_every_variant_with_its_own_draw_and_training_seed(
     assert {(c[1], c[2] - training.seed) for c in calls} == {(0, 0), (1, 1), (2, 2)}
     plan = json.loads((folder / SWEEP_FILE).read_text())["plan"]
     assert len(plan) == 15 and plan.count("D_unk0.25-s2") == 1
+
+
+@pytest.mark.parametrize("annotated_in", ["bfloat16", "float32"])
+def test_report_only_looks_for_annotations_in_the_recipes_dtype(tmp_path: Path, capsys, annotated_in: str) -> None:
+    """`make report` on a sweep annotated in bf16 (`dtype: auto` on an AMX CPU) must find those annotations."""
+    from slick_hf.testing.hub_datasets import FactEngine
+
+    recipe_args = ["--config", str(GEO_RECIPE), "--annotations_dir", str(tmp_path / "annotations")]
+    recipe_args += ["--annotate_limits", "train=2,dev=6,test=1,test_ood=1", "--annotate_num_prompts", "2"]
+    recipe_args += ["--annotate_num_shots", "2", "--output_dir", str(tmp_path / "runs")]
+    script, _, _ = _parse(recipe_args)
+    for job in recipe.annotation_jobs(script, "smollm2-135m", annotated_in):
+        job.run(FactEngine())
+    for dtype in ("bfloat16", "float32"):
+        assert main(["sweep", *recipe_args, "--dtype", dtype, "--report-only"]) == 2
+        err = capsys.readouterr().err
+        if dtype == annotated_in:  # found: the only thing missing is the sweep itself
+            assert "no sweep folder" in err
+        else:
+            assert "annotations of this recipe are not there yet" in err

@@ -66,6 +66,11 @@ def annotation_jobs(script: SlickScriptArguments, model: str, dtype: str) -> lis
     return jobs
 
 
+def annotation_dtype(dtype: str | None = "auto") -> str:
+    """What this recipe's annotation computes in: `dtype` (auto when unset) resolved for the in-process engine."""
+    return EngineArguments(dtype=dtype or "auto").resolved_dtype()
+
+
 def ensure_annotations(
     script: SlickScriptArguments, model: str, trust_remote_code: bool = False, dtype: str | None = "auto"
 ) -> DatasetDict:
@@ -76,7 +81,7 @@ def ensure_annotations(
     if script.annotated_dataset:
         source, config = script.annotated_dataset, script.annotation_config
     else:
-        jobs = annotation_jobs(script, model, engine_args.resolved_dtype())
+        jobs = annotation_jobs(script, model, annotation_dtype(dtype))
         pending = [j for j in jobs if not j.is_done()]
         if pending and script.dry_run:
             raise SlickError("a dry run does not annotate: annotate first or pass --annotated_dataset")

@@ -153,14 +153,13 @@ def run_sweep(
     many times, seed k drawing D with `variant_seed + k` and training with `seed + k` (run names
     `D_unk0.50`, `D_unk0.50-s1`, ...); the report gives means over seeds with their intervals.
     """
-    from slick_hf.hardware import resolve_dtype
     from slick_hf.hub import config_name_for
-    from slick_hf.recipe import annotation_jobs, ensure_annotations, run_recipe
+    from slick_hf.recipe import annotation_dtype, annotation_jobs, ensure_annotations, run_recipe
 
     model = model_args.model_name_or_path
     if report_only and not script.annotated_dataset:
-        dtype = resolve_dtype(model_args.dtype or "auto")  # as `ensure_annotations` resolves it
-        pending = [j for j in annotation_jobs(script, model, dtype) if not j.is_done()]
+        jobs = annotation_jobs(script, model, annotation_dtype(model_args.dtype))
+        pending = [j for j in jobs if not j.is_done()]
         if pending:
             raise SlickError(
                 "nothing to report: the annotations of this recipe are not there yet (run `make sweep` first, "

@@ -24,6 +24,7 @@ from slick_hf.engines.fast.rowattn import (
     flash,
     padded_length,
     query_rows,
+    slot_results,
 )
 
 
@@ -90,8 +91,7 @@ class _OwnBucket:
         ku[:, :, : self.smax].copy_(k.index_select(1, tokens).view(kvh, units, self.smax, dim).transpose(0, 1))
         vu[:, :, : self.smax].copy_(v.index_select(1, tokens).view(kvh, units, self.smax, dim).transpose(0, 1))
         out, lse = flash(qu, ku, vu, self.bias(g, q.dtype), scale)
-        out = out[:, :, :used].view(units, kvh, self.smax, g, dim)[self.valid_unit, :, self.valid_pos]
-        lse = lse[:, :, :used].view(units, kvh, self.smax, g)[self.valid_unit, :, self.valid_pos]
+        out, lse = slot_results(out, lse, self.smax, g, self.valid_unit, self.valid_pos)  # a unit per slot
         out_all[self.flat_valid] = out.float()
         lse_all[self.flat_valid] = lse
 

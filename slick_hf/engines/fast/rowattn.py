@@ -216,11 +216,19 @@ class Placement:
 
     def gather(self, out: torch.Tensor, lse: torch.Tensor, g: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The results of the placed rows, in row order: [rows, KV, g, D] and [rows, KV, g]."""
-        slots, kvh, _, dim = out.shape
-        used = self.width * g
-        out = out[:, :, :used].view(slots, kvh, self.width, g, dim)[self.slot, :, self.within]
-        lse = lse[:, :, :used].view(slots, kvh, self.width, g)[self.slot, :, self.within]
-        return out, lse
+        return slot_results(out, lse, self.width, g, self.slot, self.within)
+
+
+def slot_results(
+    out: torch.Tensor, lse: torch.Tensor, width: int, g: int, slot: torch.Tensor, within: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows' results from a flash call whose slots hold `width` rows of g query rows each (padding after):
+    row i sat in slot `slot[i]` at position `within[i]`. Returns [rows, KV, g, D] and [rows, KV, g]."""
+    slots, kvh, _, dim = out.shape
+    used = width * g
+    out = out[:, :, :used].view(slots, kvh, width, g, dim)[slot, :, within]
+    lse = lse[:, :, :used].view(slots, kvh, width, g)[slot, :, within]
+    return out, lse
 
 
 def query_rows(n: int) -> int:

@@ -240,12 +240,40 @@ class FilterArguments:
     idk_answer: str = field(default="I don't know", metadata={"help": "the answer of relabelled rows"})
     output_dir: str = field(default=None, metadata={"help": "the Hub-style folder the filtered set goes to"})
     push_to_hub: str | None = field(default=None, metadata={"help": "REPO_ID: upload the folder as a Hub dataset"})
+    min_stability: float = field(
+        default=0.0,
+        metadata={"help": "drop or relabel only rows whose slick_label_stability is at least this (0: every row)"},
+    )
 
     def __post_init__(self) -> None:
         if not self.source or not self.output_dir:
             raise SlickError(
                 "filter: name the annotated dataset and --output-dir: slick-hf filter SOURCE --output-dir OUT"
             )
+        if not 0.0 <= self.min_stability <= 1.0:
+            raise SlickError(f"filter: --min-stability must lie in [0, 1], got {self.min_stability}")
+
+
+@dataclass
+class StabilityArguments:
+    """`slick-hf stability ANNOTATED`: how firm the labels are, what budget they need, another annotation beside."""
+
+    source: str = field(default=None, metadata={"help": "annotated dataset: a Hub-style folder or a Hub id"})
+    annotation_config: str | None = field(default=None, metadata={"help": "its config (one per annotating model)"})
+    compare: str | None = field(
+        default=None, metadata={"help": "another annotation of the same rows (other seed, dtype, threads, engine)"}
+    )
+    compare_config: str | None = field(default=None, metadata={"help": "its config (default: the same name)"})
+    splits: str | None = field(default=None, metadata={"help": "comma-separated splits to read (default: all)"})
+    target: float = field(default=0.95, metadata={"help": "agreement with the full budget the recommendation needs"})
+    output_dir: str = field(default=None, metadata={"help": "where README.md, stability.json and the plots go"})
+
+    def __post_init__(self) -> None:
+        if not self.source or not self.output_dir:
+            raise SlickError("stability: name the annotated dataset and --output-dir: slick-hf stability SOURCE "
+                             "--output-dir OUT")
+        if not 0.0 < self.target <= 1.0:
+            raise SlickError(f"stability: --target must lie in (0, 1], got {self.target}")
 
 
 @dataclass

@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 
 from datasets import Dataset
 
+from slick_hf.core.evidence import FIRM
 from slick_hf.core.markdown import markdown_table
 from slick_hf.core.schema import SKIPPED_DOC, SLICK_COLUMN_DOCS, category_names
 from slick_hf.core.slick import CATEGORIES
@@ -21,6 +22,11 @@ def category_stats(ds: Dataset) -> dict:
     for cat, g in zip(cats, ds["slick_generations"], strict=True):
         if cat is not None:
             gens.setdefault(cat, []).append(g)
+    stability: dict[str, Counter] = {}
+    if "slick_label_stability" in ds.column_names:
+        for cat, value in zip(cats, ds["slick_label_stability"][:], strict=True):
+            if cat is not None and value is not None:
+                stability.setdefault(cat, Counter())["firm" if value >= FIRM else "uncertain"] += 1
     skipped = Counter(ds[SKIP_COLUMN][:]) if SKIP_COLUMN in ds.column_names else Counter()
     skipped.pop(None, None)
     return {
@@ -32,7 +38,24 @@ def category_stats(ds: Dataset) -> dict:
             "total": int(sum(sum(v) for v in gens.values())),
             "mean_by_category": {c: sum(v) / len(v) for c, v in gens.items()},
         },
-    }
+    } | ({"stability": {c: dict(stability[c]) for c in CATEGORIES if c in stability}} if stability else {})
+
+
+def reproducibility_note(model: Mapping) -> str:
+    """Which guarantee the labels of an engine carry: the same on any machine, or only as recorded."""
+    dtype = model.get("dtype", "float32")
+    if model.get("engine") in ("tgi", "openai"):
+        return "labels come from a server: reproducible as far as that server is (its dtype and batching)"
+    if dtype == "float32":
+        return (
+            "float32, the reproducible mode: the same rows give the same categories at any CPU thread count "
+            "(tested) and batching"
+        )
+    return (
+        f"{dtype}: reductions split over another number of CPU threads round differently, so the labels are "
+        "reproducible with the same thread count (recorded here); `--dtype float32` gives the same labels at "
+        "any thread count"
+    )
 
 
 def _mix_rows(counts: Mapping[str, int]) -> list:
@@ -68,6 +91,7 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
             f"- Source data: `{meta['dataset']['source']}`, relations {', '.join(meta['dataset']['relations'])}",
             f"- Exemplars from: {meta['dataset'].get('exemplars_from', 'the dev split')}",
             "- SliCK parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())),
+            f"- Reproducibility: {reproducibility_note(model)}",
         ]
         for splits, report in sorted(meta["dataset"].get("reports", {}).items()):
             out += ["", f"Data preparation ({splits}):", "", "```", report, "```"]
@@ -80,6 +104,11 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
             by_cat = gens["mean_by_category"]
             mean = ", ".join(f"{c} {by_cat[c]:.1f}" for c in CATEGORIES if c in by_cat)
             out += ["", f"Generations: {gens['total']} in all; per example by category: {mean}."]
+            if stats.get("stability"):
+                firm = ", ".join(
+                    f"{c} {v.get('firm', 0)} firm / {v.get('uncertain', 0)} not" for c, v in stats["stability"].items()
+                )
+                out += ["", f"Label stability (`slick_label_stability` >= {FIRM}: firm): {firm}."]
             if stats.get("not_judged"):
                 skipped = ", ".join(f"{n} {why}" for why, n in stats["not_judged"].items())
                 out += ["", f"Kept but not judged (slick_category null): {skipped}."]

@@ -13,7 +13,8 @@ from datasets import Dataset, DatasetInfo, Features
 from tqdm.auto import tqdm
 
 from slick_hf.annotate.executors import ChunkExecutor, as_executor
-from slick_hf.core.schema import CATEGORY_LABEL, SLICK_FEATURES
+from slick_hf.core.evidence import Evidence, label_stability
+from slick_hf.core.schema import CATEGORY_LABEL, EVIDENCE_COLUMNS, SLICK_FEATURES
 from slick_hf.core.slick import SlickConfig, categorize
 from slick_hf.data.formats import SKIP_COLUMN
 from slick_hf.engines.base import Engine
@@ -94,11 +95,27 @@ def consistent_rows(results: list, config: SlickConfig, n_rows: int) -> bool:
                 or abs(r["slick_p_sample"] - p_sample) > 1e-9
                 or r["slick_category"] != categorize(p_greedy, p_sample)
                 or r["slick_generations"] != config.num_prompts + r["slick_samples_drawn"]
+                or not _consistent_evidence(r, config)
             ):
                 return False
     except (TypeError, ValueError, ZeroDivisionError):
         return False
     return True
+
+
+def _consistent_evidence(r: dict, config: SlickConfig) -> bool:
+    """Per-prompt counts that add up to the row's totals, and the label stability they give."""
+    greedy, drawn, correct = (r[name] for name in EVIDENCE_COLUMNS)
+    if not len(greedy) == len(drawn) == len(correct) == config.num_prompts:
+        return False
+    if (sum(greedy), sum(drawn), sum(correct)) != (
+        r["slick_greedy_correct"],
+        r["slick_samples_drawn"],
+        r["slick_samples_correct"],
+    ):
+        return False
+    stability = label_stability(Evidence.from_row(r), config.num_samples)
+    return stability == r["slick_label_stability"] or abs(stability - r["slick_label_stability"]) <= 1e-12
 
 
 def run_fingerprint(

@@ -5,6 +5,8 @@ from collections.abc import Mapping, Sequence
 
 from datasets import Dataset
 
+from slick_hf.core.evidence import Evidence, label_stability
+from slick_hf.core.normalize import exact_match
 from slick_hf.core.prompts import draw_exemplar_pools, exemplars_for, render_prompt
 from slick_hf.core.slick import SlickConfig, categorize, clean_completion, count_correct
 from slick_hf.engines.base import Engine, GenerationRequest
@@ -48,6 +50,9 @@ def annotate_rows(
                 "slick_greedy_correct": count_correct(answers, row["answers"]),
                 "slick_samples_drawn": 0,
                 "slick_samples_correct": 0,
+                "slick_prompt_greedy_correct": [exact_match(a, row["answers"]) for a in answers],
+                "slick_prompt_samples_drawn": [0] * config.num_prompts,
+                "slick_prompt_samples_correct": [0] * config.num_prompts,
             }
         )
     _sample(rows, prompts, results, engine, config)
@@ -56,7 +61,9 @@ def annotate_rows(
         res["slick_p_greedy"] = res["slick_greedy_correct"] / config.num_prompts
         res["slick_p_sample"] = res["slick_samples_correct"] / (config.num_prompts * config.num_samples)
         res["slick_category"] = categorize(res["slick_p_greedy"], res["slick_p_sample"])
+        res["slick_label_stability"] = label_stability(Evidence.from_row(res), config.num_samples)
     return results
+
 
 
 def adaptive_rounds(num_prompts: int) -> list[list[int]]:
@@ -97,10 +104,11 @@ def _sample(rows, prompts, results, engine: Engine, config: SlickConfig) -> None
                 for i, p in jobs
             ]
         )
-        for (i, _), samples in zip(jobs, outs, strict=True):
+        for (i, p), samples in zip(jobs, outs, strict=True):
+            correct = count_correct([clean_completion(s) for s in samples], rows[i]["answers"])
             results[i]["slick_samples_drawn"] += len(samples)
-            results[i]["slick_samples_correct"] += count_correct(
-                [clean_completion(s) for s in samples], rows[i]["answers"]
-            )
+            results[i]["slick_samples_correct"] += correct
+            results[i]["slick_prompt_samples_drawn"][p] = len(samples)
+            results[i]["slick_prompt_samples_correct"][p] = correct
         if not config.full_sampling:
             pending = [i for i in pending if results[i]["slick_samples_correct"] == 0]

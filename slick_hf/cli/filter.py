@@ -28,7 +28,8 @@ def annotation_meta(source: str, config: str) -> dict:
     return json.loads(path.read_text())
 
 
-def _only_config(source: str) -> str:
+def only_config(source: str) -> str:
+    """The one annotation config of a local folder; SlickError naming them when there are several or none."""
     from slick_hf.hub import META_FILE
 
     configs = sorted(p.parent.name for p in Path(source).glob(f"*/{META_FILE}"))
@@ -44,7 +45,7 @@ def main(argv: Sequence[str]) -> None:
     from slick_hf.variants.filter import filter_annotated, write_filtered_folder
 
     (args,) = parse((FilterArguments,), argv, "filter", positionals=("source",), dataset_config=True)
-    config = args.annotation_config or _only_config(args.source)
+    config = args.annotation_config or only_config(args.source)
     if config == "default":
         raise SlickError("the annotation config is named 'default', the name of the filtered set's config")
     drop, splits = listed(args.drop) or [], listed(args.splits) or []

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from slick_hf import __version__
-from slick_hf.cli import annotate, evaluate, filter, push, recipe, report, sweep, variants
+from slick_hf.cli import annotate, evaluate, filter, push, recipe, report, stability, sweep, variants
 from slick_hf.errors import SlickError
 
 COMMANDS = {
@@ -21,6 +21,7 @@ COMMANDS = {
     "sweep": sweep,
     "evaluate": evaluate,
     "report": report,
+    "stability": stability,
     "push": push,
 }
 USAGE = "usage: slick-hf [-v] {" + ",".join(COMMANDS) + "} [--config FILE.yaml] [flags]"

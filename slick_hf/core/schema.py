@@ -36,7 +36,13 @@ SLICK_FEATURES = {
     "slick_samples_drawn": Value("int32"),
     "slick_samples_correct": Value("int32"),
     "slick_generations": Value("int32"),
+    "slick_prompt_greedy_correct": List(Value("bool")),
+    "slick_prompt_samples_drawn": List(Value("int32")),
+    "slick_prompt_samples_correct": List(Value("int32")),
+    "slick_label_stability": Value("float64"),
 }
+# written since label stability exists; annotations made before lack them (see `slick_hf.core.evidence`)
+EVIDENCE_COLUMNS = ("slick_prompt_greedy_correct", "slick_prompt_samples_drawn", "slick_prompt_samples_correct")
 SLICK_COLUMN_DOCS = {
     "slick_category": "SliCK category: HighlyKnown, MaybeKnown, WeaklyKnown or Unknown",
     "slick_p_greedy": "P(T=0): share of the greedy answers (one per few-shot prompt) that are correct",
@@ -47,6 +53,13 @@ SLICK_COLUMN_DOCS = {
     "slick_samples_drawn": "number of temperature samples drawn for this example",
     "slick_samples_correct": "number of correct samples among those drawn",
     "slick_generations": "generations spent on this example (greedy + samples)",
+    "slick_prompt_greedy_correct": "per few-shot prompt, in prompt order: whether its greedy answer is correct",
+    "slick_prompt_samples_drawn": "per few-shot prompt: temperature samples drawn (0 where adaptive sampling "
+    "stopped before the prompt)",
+    "slick_prompt_samples_correct": "per few-shot prompt: correct samples among those drawn",
+    "slick_label_stability": "share of bootstrap resamples of the example's prompts (each with a resample of "
+    "its own samples) that give its category, in closed form; 1.0 for all-or-nothing evidence, and "
+    "optimistic for WeaklyKnown under adaptive sampling (only the prompts drawn are resampled)",
 }
 SKIPPED_DOC = (
     "user datasets: why SliCK did not judge a row (its slick_* values are null): not short-form "

@@ -11,7 +11,8 @@ from slick_hf.runs import POINT_LABEL, STOPPING_POINTS, Runs
 DPI = 100
 
 
-def _plt():
+def plotting():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,7 +29,7 @@ def _integer_ticks():
 
 def _save(fig, path: Path) -> None:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    _plt().close(fig)
+    plotting().close(fig)
 
 
 def _error_line(ax, points, **style) -> None:
@@ -44,7 +45,7 @@ def plot_accuracy_vs_unknown(runs: Runs, path: Path) -> bool:
     d_runs = runs.by_kind("ratio")
     if not d_runs:
         return False
-    plt = _plt()
+    plt = plotting()
     splits = [s for s in SPLITS if any(r.metric("early_stop", s) is not None for r in d_runs)]
     fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 3.8), squeeze=False)
     styles = {"early_stop": ("tab:blue", "o"), "convergence": ("tab:red", "s")}
@@ -90,7 +91,7 @@ def plot_train_fit(runs: Runs, path: Path) -> bool:
     ]
     if not chosen:
         return False
-    plt = _plt()
+    plt = plotting()
     ncols = min(4, len(chosen))
     nrows = -(-len(chosen) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.7 * nrows), squeeze=False, sharey=True)
@@ -133,7 +134,7 @@ def plot_dev_accuracy(runs: Runs, path: Path) -> bool:
     chosen = _fit_runs(runs)
     if not chosen:
         return False
-    plt = _plt()
+    plt = plotting()
     groups = [
         ("D by % Unknown", [r for r in chosen if r.kind == "ratio"]),
         ("D_Known", [r for r in chosen if r.kind == "known"]),
@@ -171,7 +172,7 @@ def plot_equation1(fits: list[Eq1Fit], path: Path) -> bool:
         return False
     import numpy as np
 
-    plt = _plt()
+    plt = plotting()
     fig, axes = plt.subplots(1, len(fits), figsize=(4.2 * len(fits), 3.8), squeeze=False)
     for ax, f in zip(axes[0], fits, strict=True):
         b0, bk, bu = f.fit.coef

@@ -270,8 +270,9 @@ class StabilityArguments:
 
     def __post_init__(self) -> None:
         if not self.source or not self.output_dir:
-            raise SlickError("stability: name the annotated dataset and --output-dir: slick-hf stability SOURCE "
-                             "--output-dir OUT")
+            raise SlickError(
+                "stability: name the annotated dataset and --output-dir: slick-hf stability SOURCE --output-dir OUT"
+            )
         if not 0.0 < self.target <= 1.0:
             raise SlickError(f"stability: --target must lie in (0, 1], got {self.target}")
 
@@ -348,6 +349,7 @@ class SweepArguments:
     )
     no_report: bool = field(default=False, metadata={"help": "do not write the report at the end"})
     report_only: bool = field(default=False, metadata={"help": "train nothing: (re)write the sweep's report"})
+    annotate_only: bool = field(default=False, metadata={"help": "annotate the study's questions, then stop"})
 
     def __post_init__(self) -> None:
         check_positive(self, "sweep_seeds")

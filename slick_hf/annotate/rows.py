@@ -65,7 +65,6 @@ def annotate_rows(
     return results
 
 
-
 def adaptive_rounds(num_prompts: int) -> list[list[int]]:
     """Prompts sampled per adaptive round, doubling: [0], [1, 2], [3..6], [7..9] for 10 prompts.
 

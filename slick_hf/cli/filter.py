@@ -53,7 +53,9 @@ def main(argv: Sequence[str]) -> None:
     check_writable_dir(Path(args.output_dir))
     annotated = load_annotated(args.source, config, split=None)
     data_format = meta.get("dataset", {}).get("format")
-    result = filter_annotated(annotated, splits, drop, args.relabel_idk, args.idk_answer, data_format)
+    result = filter_annotated(
+        annotated, splits, drop, args.relabel_idk, args.idk_answer, data_format, args.min_stability
+    )
     model = meta.get("model", {})
     filter_meta = {
         "source": args.source,
@@ -64,6 +66,7 @@ def main(argv: Sequence[str]) -> None:
         "relabel_idk": args.relabel_idk,
         "idk_answer": args.idk_answer,
         "splits": splits,
+        "min_stability": args.min_stability,
         "counts": result.counts,
     }
     out = write_filtered_folder(Path(args.output_dir), result, filter_meta)

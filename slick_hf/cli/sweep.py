@@ -13,6 +13,15 @@ def main(argv: Sequence[str]) -> None:
     from slick_hf.sweep import run_sweep
 
     script, training, model_args, sweep = parse((*RECIPE_ARGUMENTS, SweepArguments), argv, "sweep")
+    if sweep.annotate_only:
+        from slick_hf.recipe import ensure_annotations
+
+        annotated = ensure_annotations(
+            script, model_args.model_name_or_path, training.trust_remote_code, model_args.dtype
+        )
+        sizes = ", ".join(f"{split} {len(ds)}" for split, ds in annotated.items())
+        print(f"sweep: annotated {sizes} in {script.annotations_dir}")
+        return
     run_sweep(
         script,
         training,

@@ -164,4 +164,3 @@ def edge_flip(a: Evidence, cat_a: str, b: Evidence, cat_b: str) -> bool:
         e = pair["WeaklyKnown"]
         return e.correct is not None and sum(e.correct) == 1
     return False
-

@@ -73,7 +73,10 @@ def calibration_plot(calibrated: Mapping, draws: Sequence[Mapping], out: Path) -
     points = [b for b in calibrated["bins"] if b["predicted"] is not None]
     xs = [b["predicted"] for b in points]
     ys = [b["observed"]["value"] for b in points]
-    err = [[y - b["observed"]["ci"][0] for y, b in zip(ys, points)], [b["observed"]["ci"][1] - y for y, b in zip(ys, points)]]
+    err = [
+        [y - b["observed"]["ci"][0] for y, b in zip(ys, points, strict=True)],
+        [b["observed"]["ci"][1] - y for y, b in zip(ys, points, strict=True)],
+    ]
     left.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
     left.errorbar(xs, ys, yerr=err, fmt="o", capsize=3, label="rows per stability bin")
     for x, y, b in zip(xs, ys, points, strict=True):

@@ -90,7 +90,10 @@ def _compare_section(record: Mapping) -> list[str]:
         "",
         markdown_table(
             ["", *CATEGORIES, "total"],
-            [[c, *(comp["confusion"][c][d] for d in CATEGORIES), sum(comp["confusion"][c].values())] for c in CATEGORIES],
+            [
+                [c, *(comp["confusion"][c][d] for d in CATEGORIES), sum(comp["confusion"][c].values())]
+                for c in CATEGORIES
+            ],
         ),
     ]
     if comp["flipped_rows"]:

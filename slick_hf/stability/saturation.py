@@ -104,8 +104,12 @@ def stability_summary(rows: LabelledRows) -> dict:
     """Per category: n, mean stability, the share of firm labels (>= FIRM) with its interval, the bins."""
     out = {}
     for cat in (*CATEGORIES, "all"):
-        values = [s for c, s in zip(rows.categories, rows.stability, strict=True) if s is not None and cat in (c, "all")]
-        unknown = sum(1 for c, s in zip(rows.categories, rows.stability, strict=True) if s is None and cat in (c, "all"))
+        values = [
+            s for c, s in zip(rows.categories, rows.stability, strict=True) if s is not None and cat in (c, "all")
+        ]
+        unknown = sum(
+            1 for c, s in zip(rows.categories, rows.stability, strict=True) if s is None and cat in (c, "all")
+        )
         bins = [0] * len(STABILITY_BINS)
         for v in values:
             bins[bin_of(v)] += 1

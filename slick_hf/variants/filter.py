@@ -74,18 +74,41 @@ def _user_rows(ds: Dataset) -> Dataset:
     return ds.remove_columns([c for c in ds.column_names if c.startswith("slick_")])
 
 
+def _firm(ds: Dataset, min_stability: float) -> list[bool]:
+    """Whether each row's label is at least `min_stability` stable (every row when it is 0)."""
+    if min_stability <= 0.0:
+        return [True] * len(ds)
+    if "slick_label_stability" not in ds.column_names:
+        raise SlickError(
+            "--min-stability needs the slick_label_stability column, which annotations made before label "
+            "stability was recorded lack: annotate the set again"
+        )
+    return [s is not None and s >= min_stability for s in ds["slick_label_stability"][:]]
+
+
 def filter_split(
-    ds: Dataset, drop: Sequence[str], relabel_idk: bool, idk_answer: str, data_format: Mapping | None = None
+    ds: Dataset,
+    drop: Sequence[str],
+    relabel_idk: bool,
+    idk_answer: str,
+    data_format: Mapping | None = None,
+    min_stability: float = 0.0,
 ) -> tuple[Dataset, Dataset, dict]:
-    """(user rows, annotated rows, counts) of one annotated split with the `drop` categories removed or relabelled."""
+    """(user rows, annotated rows, counts) of one annotated split with the `drop` categories removed or relabelled.
+
+    With `min_stability`, only rows whose label is at least that stable are removed or relabelled; the
+    others are kept and counted as `kept_uncertain`.
+    """
     cats = category_names(ds, allow_missing=True)
     if cats is None:
         raise SlickError("the split has no slick_category column: annotate it first (slick-hf annotate)")
     fmt, spec = _resolved_format(ds, data_format)
-    hit = [c in drop for c in cats]
+    firm = _firm(ds, min_stability)
+    hit = [c in drop and f for c, f in zip(cats, firm, strict=True)]
     counts: dict[str, dict[str, Counter]] = {}
-    for rel, cat, h in zip(ds["relation"][:], cats, hit, strict=True):
-        counts.setdefault(rel, {}).setdefault(cat or NOT_JUDGED, Counter())["removed" if h else "kept"] += 1
+    for rel, cat, h, f in zip(ds["relation"][:], cats, hit, firm, strict=True):
+        outcome = "removed" if h else "kept" if f or cat not in drop else "kept_uncertain"
+        counts.setdefault(rel, {}).setdefault(cat or NOT_JUDGED, Counter())[outcome] += 1
     if relabel_idk:
         kept = ds
         user = _user_rows(ds)
@@ -109,6 +132,7 @@ def filter_annotated(
     relabel_idk: bool = False,
     idk_answer: str = "I don't know",
     data_format: Mapping | None = None,
+    min_stability: float = 0.0,
 ) -> FilterResult:
     """Filter `splits` of an annotated dataset; its other splits are kept, judged rows only, for evaluation."""
     bad = [c for c in drop if c not in CATEGORIES]
@@ -123,7 +147,7 @@ def filter_annotated(
     for split, ds in annotated.items():
         if split in splits:
             result.user[split], result.annotated[split], result.counts[split] = filter_split(
-                ds, drop, relabel_idk, idk_answer, data_format
+                ds, drop, relabel_idk, idk_answer, data_format, min_stability
             )
             result.format = _resolved_format(ds, data_format)[0]
         else:
@@ -148,6 +172,15 @@ def render_filter_card(meta: Mapping) -> str:
         "fine-tuning on examples the model does not know teaches it to hallucinate.",
         "",
         "Rows SliCK could not judge (answers that are not short-form, held-out few-shot exemplars) are kept.",
+        *(
+            [
+                "",
+                f"Only labels at least {meta['min_stability']} stable (`slick_label_stability`) were {what}; rows of "
+                f"those categories with a less stable label are kept as uncertain (counted below).",
+            ]
+            if meta.get("min_stability")
+            else []
+        ),
         "",
         f"- config `default`: the filtered set ({', '.join(meta['splits'])}), the columns of the original",
         f"- config `{meta['config']}`: the kept rows with their SliCK annotation (`{IDK_COLUMN}` marks relabelled "
@@ -159,13 +192,22 @@ def render_filter_card(meta: Mapping) -> str:
         for rel, by_cat in by_relation.items():
             cells = []
             for cat in (*CATEGORIES, NOT_JUDGED):
-                kept, removed = by_cat.get(cat, {}).get("kept", 0), by_cat.get(cat, {}).get("removed", 0)
+                by = by_cat.get(cat, {})
+                kept, removed = by.get("kept", 0) + by.get("kept_uncertain", 0), by.get("removed", 0)
                 totals[cat, "kept"] += kept
                 totals[cat, "removed"] += removed
                 cells.append(f"{kept} / {removed}")
             rows.append(f"| {rel} | " + " | ".join(cells) + " |")
         total = " | ".join(f"{totals[c, 'kept']} / {totals[c, 'removed']}" for c in (*CATEGORIES, NOT_JUDGED))
         n_removed = sum(v for (_, k), v in totals.items() if k == "removed")
+        uncertain_line = []
+        if meta.get("min_stability"):
+            uncertain = Counter()
+            for by_cat in by_relation.values():
+                for cat, by in by_cat.items():
+                    uncertain[cat] += by.get("kept_uncertain", 0)
+            shown = ", ".join(f"{cat} {n}" for cat, n in uncertain.items() if n) or "none"
+            uncertain_line = ["", f"Kept as uncertain (stability below {meta['min_stability']}): {shown}."]
         out += [
             "",
             f"## {split}: {sum(totals.values())} rows, {n_removed} {what}",
@@ -176,6 +218,7 @@ def render_filter_card(meta: Mapping) -> str:
             "|---" * (len(CATEGORIES) + 2) + "|",
             f"| all | {total} |",
             *rows,
+            *uncertain_line,
         ]
     return "\n".join(out)
 

@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 def check_model(name_or_path: str) -> None:
     """SlickError unless `name_or_path` can be loaded as far as files tell: loads nothing, reads headers.
 
-    A local folder needs config.json and whole `*.safetensors` files (a truncated or garbage file
-    is named); a path-like name that is no folder is an error; a Hub id is checked when loaded.
+    A local folder needs config.json, whole `*.safetensors` files (a truncated or garbage file
+    is named) and a `tokenizer.json` that parses, where it has one; a path-like name that is no folder is an error; a Hub id is checked when loaded.
     """
     if name_or_path == SMOLLM2_ALIAS:
         return
@@ -35,6 +35,8 @@ def check_model(name_or_path: str) -> None:
             raise SlickError(f"model path {name_or_path} is not a model folder (no config.json)")
         for weights in sorted(path.glob("*.safetensors")):
             _check_safetensors(weights)
+        if (path / "tokenizer.json").is_file():
+            _check_tokenizer_file(path / "tokenizer.json")
     elif name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise SlickError(
             f"model {name_or_path!r} not found: no such local folder "
@@ -42,6 +44,18 @@ def check_model(name_or_path: str) -> None:
         )
     else:
         require_hub(f"model {name_or_path!r}")
+
+
+def _check_tokenizer_file(path: Path) -> None:
+    """`tokenizer.json` parses as a tokenizer (the `tokenizers` library reads it in milliseconds)."""
+    from tokenizers import Tokenizer
+
+    try:
+        Tokenizer.from_file(str(path))
+    except Exception as err:  # the Rust parser raises a plain Exception naming the line and column
+        raise SlickError(
+            f"{path} is not a valid tokenizer file ({first_line(err)}); re-download or re-save the model"
+        ) from None
 
 
 def _check_safetensors(path: Path) -> None:
@@ -86,6 +100,11 @@ def load_tokenizer(resolved: str, trust_remote_code: bool = False):
         tok = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise SlickError(f"cannot load tokenizer for {resolved}: {first_line(err)}") from None
+    except Exception as err:  # a damaged tokenizer.json surfaces as KeyError, TypeError, ... from the parser
+        raise SlickError(
+            f"cannot load tokenizer for {resolved}: its tokenizer files are damaged or incomplete "
+            f"({type(err).__name__}: {first_line(err)})"
+        ) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"

@@ -321,5 +321,10 @@ def load_runs(folder: Path) -> Runs:
             sweep = json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8"))
         except ValueError:  # not JSON or not UTF-8
             logger.warning("unreadable %s", folder / SWEEP_FILE)
+    if not isinstance(sweep, dict):
+        raise SlickError(
+            f"{folder / SWEEP_FILE} holds a JSON {type(sweep).__name__}, not a sweep record (an object); "
+            "remove it or run the sweep again to rewrite it"
+        )
     expected = list(sweep.get("plan") or plan_names(sweep_plan()))
     return Runs(folder, runs, sweep, expected)

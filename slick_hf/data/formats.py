@@ -197,6 +197,7 @@ def convert_split(ds: Dataset, fmt: str, spec: DataFormat, split: str, name: str
     seen: Counter = Counter()
     for i, row in enumerate(ds):
         question, answers, skip = _question_answers(row, fmt, spec, f"{where} row {i}")
+        _check_text(question, answers, f"{where} row {i}")
         rid = row[id_col] if id_col else _content_id(row, split, seen)
         relation = row[relation_col] if relation_col else ONE_GROUP
         columns["id"].append(rid if rid is None or isinstance(rid, str) else str(rid))
@@ -213,6 +214,15 @@ def convert_split(ds: Dataset, fmt: str, spec: DataFormat, split: str, name: str
     table = pa.Table.from_pydict(columns, schema=QUESTION_FEATURES.arrow_schema)
     table = table.append_column(SOURCE_COLUMN, struct).append_column(SKIP_COLUMN, pa.array(skipped, pa.string()))
     return Dataset(table.cast(features.arrow_schema), info=DatasetInfo(features=features))
+
+
+def _check_text(question, answers, where: str) -> None:
+    """SlickError unless the question is a string (or null) and every answer a string."""
+    if question is not None and not isinstance(question, str):
+        raise SlickError(f"{where}: the question {question!r} is {type(question).__name__}, not text")
+    bad = [a for a in answers or [] if a is not None and not isinstance(a, str)]
+    if bad:
+        raise SlickError(f"{where}: the answer {bad[0]!r} is {type(bad[0]).__name__}, not text")
 
 
 def source_rows(ds: Dataset) -> Dataset:

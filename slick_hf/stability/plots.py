@@ -74,8 +74,8 @@ def calibration_plot(calibrated: Mapping, draws: Sequence[Mapping], out: Path) -
     xs = [b["predicted"] for b in points]
     ys = [b["observed"]["value"] for b in points]
     err = [
-        [y - b["observed"]["ci"][0] for y, b in zip(ys, points, strict=True)],
-        [b["observed"]["ci"][1] - y for y, b in zip(ys, points, strict=True)],
+        [max(0.0, y - b["observed"]["ci"][0]) for y, b in zip(ys, points, strict=True)],
+        [max(0.0, b["observed"]["ci"][1] - y) for y, b in zip(ys, points, strict=True)],
     ]
     left.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
     left.errorbar(xs, ys, yerr=err, fmt="o", capsize=3, label="rows per stability bin")

@@ -96,6 +96,15 @@ def _cases(tmp: Path) -> list[Case]:
     (bad_utf8 / "test.jsonl").write_bytes(
         b'{"id": "t", "relation": "r", "question": "Q \xff\xfe?", "answers": ["a"]}\n'
     )
+    int_questions = tmp / "int_questions"
+    int_questions.mkdir()
+    for split in ("train", "dev"):
+        rows = [{"id": f"{split}/{i}", "relation": "r", "question": i, "answers": [f"A{i}"]} for i in range(6)]
+        _jsonl(int_questions / f"{split}.jsonl", rows)
+    list_sweep = _runs_copy(tmp, "list_sweep")
+    (list_sweep / "sweep.json").write_text("[1, 2]")
+    bad_tokenizer = _model_folder(tmp, "bad_tokenizer", None)
+    (Path(bad_tokenizer) / "tokenizer.json").write_text('{"version": "1.0", "model": {"type": "BPE"}}')
     corrupt = _annotated_copy(tmp, "corrupt")
     (corrupt / "smollm2-135m" / "train-00000-of-00001.parquet").write_bytes(b"PAR1 not really parquet")
     broken_card = _annotated_copy(tmp, "broken-card")
@@ -245,6 +254,26 @@ def _cases(tmp: Path) -> list[Case]:
         Case("report missing runs folder", ["report", str(tmp / "nope")], "nope"),
         Case("report folder without runs", ["report", str(empty_runs)], "no run folders"),
         Case("report output is a file", ["report", eq, "--output-dir", str(a_file)], "is a file"),
+        Case("report sweep.json is a list", ["report", str(list_sweep)], "holds a JSON list"),
+        Case(
+            "annotate integer questions",
+            ["annotate", "--dataset", str(int_questions), "--splits", "train", "--output-dir", out],
+            "is int, not text",
+        ),
+        Case(
+            "annotate corrupt tokenizer.json",
+            ["annotate", "--model", bad_tokenizer, "--dataset", "geo", "--output-dir", out],
+            "not a valid tokenizer file",
+        ),
+        # stability
+        Case("stability without output", ["stability", golden], "--output-dir"),
+        Case("stability bad target", ["stability", golden, "--output-dir", out, "--target", "1.5"], "--target"),
+        Case(
+            "stability compare missing folder",
+            ["stability", golden, "--output-dir", out, "--compare", str(tmp / "nope")],
+            "nope",
+        ),
+        Case("filter bad min stability", ["filter", golden, "--output-dir", out, "--min-stability", "2"], "stability"),
         # push
         Case("push without repo", ["push", golden], "push"),
         Case("push missing folder", ["push", str(tmp / "nope"), "org/x"], "no such folder"),
@@ -376,6 +405,8 @@ METRIC_CASES = {
     "predictions=None": ({"predictions": None, "references": [["x"]]}, "predictions must be a list"),
     "references=None": ({"predictions": ["x"], "references": None}, "references must be a list"),
     "mismatched lengths": ({"predictions": ["x", "y"], "references": [["x"]]}, "2 predictions but 1 references"),
+    "alias normalising to nothing": ({"predictions": ["", "y"], "references": [["the"], ["y"]]}, "position 0"),
+    "empty alias": ({"predictions": ["x", ""], "references": [["x"], ["y", ""]]}, "position 1"),
 }
 
 

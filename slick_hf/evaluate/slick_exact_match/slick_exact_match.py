@@ -69,7 +69,8 @@ Args:
     predictions (`list` of `str`): one predicted answer per example.
     references (`list` of `list` of `str`): the gold aliases of each example; a prediction is correct
         when it matches any one of them after normalisation. A reference given as a plain string is
-        taken as a single alias.
+        taken as a single alias. An alias that normalises to nothing ("", "the") raises a `ValueError`
+        naming its position: it would count an empty prediction as correct.
     categories (`list` of `str` or `int`, optional): the SliCK category of each example, aligned with
         `predictions` (all examples accumulated with `add`/`add_batch`, in order, when those are used).
         Names: "HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"; or the `ClassLabel` ints 0, 1, 2,
@@ -201,6 +202,11 @@ def _checked(predictions, references):
         for alias in aliases:
             if not isinstance(alias, str):
                 raise ValueError(f"alias {alias!r} of the reference at position {i} is not a string; remove it.")
+            if not normalize_answer(alias):
+                raise ValueError(
+                    f"alias {alias!r} of the reference at position {i} normalises to nothing (it would match an "
+                    "empty prediction); remove it."
+                )
     return list(predictions), references
 
 

@@ -25,7 +25,8 @@ def check_model(name_or_path: str) -> None:
     """SlickError unless `name_or_path` can be loaded as far as files tell: loads nothing, reads headers.
 
     A local folder needs config.json, whole `*.safetensors` files (a truncated or garbage file
-    is named) and a `tokenizer.json` that parses, where it has one; a path-like name that is no folder is an error; a Hub id is checked when loaded.
+    is named) and a `tokenizer.json` that parses, where it has one; a path-like name that is no
+    folder is an error; a Hub id is checked when loaded.
     """
     if name_or_path == SMOLLM2_ALIAS:
         return

@@ -21,13 +21,15 @@ SEEDS ?=
 RECIPE ?= recipes/$(MODEL)/sft/config_$(DATASET).yaml
 # the study's recipe where there is one (bigger annotation, |D| = 100), else the main job's
 SWEEP_RECIPE ?= $(or $(wildcard recipes/$(MODEL)/sft/config_$(DATASET)_sweep.yaml),$(RECIPE))
+# the study's annotations (the sweep recipe's annotations_dir) and where `make stability` writes its report
+STUDY_ANNOTATIONS ?= outputs/annotations/$(DATASET)-study
 
 RUN_ARGS := $(if $(DATA_DIR),--data_dir $(DATA_DIR)) $(if $(SIZE),--train_size $(SIZE)) \
 	$(if $(EPOCHS),--num_train_epochs $(EPOCHS)) \
 	$(if $(PEFT),--use_peft true --lora_r 16 --lora_alpha 32 --learning_rate 1e-3 --output_dir outputs/runs/$(MODEL)-lora/$(DATASET))
 RECIPE_ARGS := --unknown_ratio $(RATIO) --variant $(VARIANT) $(RUN_ARGS)
 
-.PHONY: help install install-server-tests install-ray test style quality annotate recipe sweep report bench clean
+.PHONY: help install install-server-tests install-ray test style quality annotate recipe sweep report stability bench clean
 
 help:
 	@echo "make install            create $(VENV) with CPU torch, slick-hf and the SmolLM2 GGUF"
@@ -35,6 +37,7 @@ help:
 	@echo "make annotate           SliCK-annotate $(LIMIT) questions per relation of DATASET"
 	@echo "make sweep              every variant at one |D|, then the report (recipe overrides but RATIO/VARIANT; SEEDS= SWEEP_ARGS=)"
 	@echo "make report             rewrite the sweep's report (same overrides), or RUNS=folder for any runs folder"
+	@echo "make stability          label stability of the study's annotations, checked against a seed-1 draw of its test split"
 	@echo "make test | style | quality | bench"
 
 install: $(STAMP)
@@ -76,6 +79,13 @@ sweep: install
 
 report: install
 	$(if $(RUNS),$(BIN)/slick-hf report $(RUNS),$(BIN)/slick-hf sweep --config $(SWEEP_RECIPE) $(RUN_ARGS) $(if $(SEEDS),--sweep-seeds $(SEEDS)) $(SWEEP_ARGS) --report-only)
+
+stability: install
+	$(BIN)/slick-hf sweep --config $(SWEEP_RECIPE) $(RUN_ARGS) --annotate-only
+	$(BIN)/slick-hf sweep --config $(SWEEP_RECIPE) $(RUN_ARGS) --annotate-only --annotate_seed 1 \
+		--annotate_limits test=300 --annotations_dir $(STUDY_ANNOTATIONS)-test-seed1
+	$(BIN)/slick-hf stability $(STUDY_ANNOTATIONS) --compare $(STUDY_ANNOTATIONS)-test-seed1 \
+		--output-dir outputs/stability/$(DATASET)-study
 
 bench: install
 	$(BIN)/python benchmarks/annotate_speed.py

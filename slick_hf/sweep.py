@@ -1,4 +1,4 @@
-"""`slick-hf sweep`: fine-tune every variant of SPEC.md on one annotated pool, at one |D|, then report.
+"""`slick-hf sweep`: fine-tune every variant of the paper on one annotated pool, at one |D|, then report.
 
 The plan (`sweep_plan`): D at 0, 25, 50, 75, 100 % Unknown; D_Known at 25, 50, 75 % (D_Known at 0 %
 is D itself, at 100 % it is empty); D_HighlyKnown, D_MaybeKnown, D_WeaklyKnown, D_Unknown;

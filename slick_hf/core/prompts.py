@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from slick_hf.errors import SlickError
 
 Exemplar = Mapping[str, str]  # {"id", "question", "answer"}
-# The fine-tuning and evaluation format (SPEC.md): no few-shot exemplars, the answer on its own line.
+# The fine-tuning and evaluation format (the paper's): no few-shot exemplars, the answer on its own line.
 DEFAULT_PROMPT_TEMPLATE = "Answer the following question. {question}\n"
 DEFAULT_COMPLETION_TEMPLATE = "{answer}"
 

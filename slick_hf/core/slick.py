@@ -12,7 +12,7 @@ KNOWN = CATEGORIES[:3]
 
 @dataclass(frozen=True)
 class SlickConfig:
-    """Every SliCK parameter; the defaults are the paper's (SPEC.md).
+    """Every SliCK parameter; the defaults are the paper's.
 
     Parameters:
         num_prompts (`int`, defaults to 10): few-shot prompts per example (exemplar sets per relation).

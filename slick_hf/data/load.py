@@ -1,4 +1,4 @@
-"""Question loaders: EntityQuestions and the built-in "geo" set, one schema, SPEC.md's filters.
+"""Question loaders: EntityQuestions and the built-in "geo" set, one schema, the paper's filters.
 
 Every source becomes a `datasets.DatasetDict` keyed by split name, each split with exactly the
 columns of `QUESTION_FEATURES`: id, relation, subject, question, answers, split.
@@ -11,7 +11,7 @@ columns of `QUESTION_FEATURES`: id, relation, subject, question, answers, split.
 - answers: gold strings; any one counts as correct. EntityQuestions' lists are kept as in the
   file; geo's are aliases of one answer, canonical first.
 
-Filters (SPEC.md), in this order, each counted in the `LoadReport`:
+Filters (the paper's), in this order, each counted in the `LoadReport`:
 
 1. Records with an empty `answers` list are dropped (they cannot be scored).
 2. `drop_multi_answer`: EntityQuestions records with more than one answer string are dropped, in
@@ -239,7 +239,7 @@ def load_questions(
     drop_test_overlap: bool = True,
     seed: int = 0,
 ) -> tuple[datasets.DatasetDict, LoadReport]:
-    """Load questions in the common schema (`QUESTION_FEATURES`) with SPEC.md's filters; see the module doc.
+    """Load questions in the common schema (`QUESTION_FEATURES`) with the paper's filters; see the module doc.
 
     `dataset` is "geo" (built in) or "entityquestions" (from `data_dir`, or downloaded once into
     the cache when `data_dir` is None). `relations`: see `resolve_relations`; a relation named

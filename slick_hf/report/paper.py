@@ -1,6 +1,6 @@
-"""The paper's reference numbers (SPEC.md), shown beside ours."""
+"""The paper's reference numbers (Gekhman et al. 2024, Tables 1-2 and Equation 1), shown beside ours."""
 
-# SPEC.md, "Reference numbers": in-distribution test accuracy %, Full / HK / MK / WK / Unk.
+# The paper's Table 2: in-distribution test accuracy %, Full / HK / MK / WK / Unk.
 PAPER_TABLE = {
     "D_HighlyKnown": {"early_stop": (40.5, 98.7, 60.1, 9.0, 0.6), "convergence": (40.0, 98.4, 58.8, 8.5, 0.7)},
     "D_MaybeKnown": {"early_stop": (43.6, 98.4, 69.9, 12.1, 1.0), "convergence": (43.2, 97.5, 68.2, 12.9, 1.3)},

@@ -51,7 +51,7 @@ def tables_markdown(runs: Runs, fits: list[Eq1Fit]) -> str:
         if not rows:
             continue
         note = (
-            "The paper column is SPEC.md's reference table (PaLM 2-M on EntityQuestions): compare shapes, not levels."
+            "The paper column is the paper's Table 2 (PaLM 2-M on EntityQuestions): compare shapes, not levels."
             if split == "test"
             else "The paper gives no per-category OOD numbers for these sets."
         )

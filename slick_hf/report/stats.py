@@ -1,4 +1,4 @@
-"""Ordinary least squares for Equation 1 of SPEC.md, with confidence intervals, in numpy only.
+"""Ordinary least squares for the paper's Equation 1, with confidence intervals, in numpy only.
 
     Accuracy = b0 + b_kn * N_kn/|D| + b_unk * N_unk/|D|
 

@@ -29,7 +29,7 @@ def fit_references(train: Dataset) -> list[list[str]]:
 
 
 def train_fit_stats(predictions: Sequence[str], train: Dataset) -> dict:
-    """Training dynamics of SPEC.md: how many Known and Unknown train examples the model fits."""
+    """The paper's training dynamics: how many Known and Unknown train examples the model fits."""
     correct = score(predictions, fit_references(train), None, return_per_example=True)["per_example_correct"]
     # rows SliCK did not judge (category None: a whole user set's long-form rows) count in neither
     known = [c in KNOWN for c in train["category"]]

@@ -1,4 +1,4 @@
-"""The sweep's plan: every variant of SPEC.md at one |D|, and the choice of that |D| on a pool.
+"""The sweep's plan: every variant of the paper at one |D|, and the choice of that |D| on a pool.
 
 `sweep_plan`: D at 0, 25, 50, 75, 100 % Unknown; D_Known at 25, 50, 75 % (D_Known at 0 % is D
 itself, at 100 % it is empty); D_HighlyKnown, D_MaybeKnown, D_WeaklyKnown, D_Unknown; D_Natural;

@@ -1,7 +1,7 @@
 """What an annotated pool can supply: rows per relation and category, quotas, feasibility, |D|.
 
 Every variant has a fixed size |D| split over relations by the same per-relation quotas n_r, so
-each relation's share is constant across variants (SPEC.md, "Variants of D").
+each relation's share is constant across variants (as in the paper).
 
 - Relation quotas: `shares="pool"` (default) makes n_r proportional to the relation's row count
   in the pool; `shares="paper"` makes it proportional to the relation's smallest category count

@@ -4,4 +4,4 @@ SliCK (Gekhman et al. 2024) knowledge categories as Hugging Face datasets, TRL r
 `evaluate` metric.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

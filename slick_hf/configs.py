@@ -194,8 +194,12 @@ class AnnotateArguments:
 class VariantsArguments:
     """`slick-hf variants SOURCE`: build fine-tuning sets from an annotated dataset."""
 
-    source: str = field(default=None, metadata={"help": "annotated dataset: a Hub-style folder or a Hub dataset id"})
-    annotation_config: str | None = field(default=None, metadata={"help": "dataset config (one per model)"})
+    source: str | None = field(
+        default=None, metadata={"help": "annotated dataset: a Hub-style folder or a Hub dataset id"}
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "the annotated dataset's config (one per annotating model)"}
+    )
     split: str = field(default="train", metadata={"help": "the annotated split D is drawn from"})
     variant: str = field(default="ratio", metadata={"help": f"comma-separated, from: {', '.join(VARIANTS)}, or all"})
     unknown_ratio: str | None = field(
@@ -232,13 +236,17 @@ class VariantsArguments:
 class FilterArguments:
     """`slick-hf filter ANNOTATED`: a user's annotated set in its own schema without its Unknown rows."""
 
-    source: str = field(default=None, metadata={"help": "annotated user dataset: a Hub-style folder or a Hub id"})
-    annotation_config: str | None = field(default=None, metadata={"help": "its config (one per annotating model)"})
+    source: str | None = field(
+        default=None, metadata={"help": "annotated user dataset: a Hub-style folder or a Hub id"}
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "the annotated dataset's config (one per annotating model)"}
+    )
     splits: str = field(default="train", metadata={"help": "comma-separated annotated splits to filter"})
     drop: str = field(default="Unknown", metadata={"help": "comma-separated SliCK categories to remove"})
     relabel_idk: bool = field(default=False, metadata={"help": "replace their answers by --idk-answer instead"})
     idk_answer: str = field(default="I don't know", metadata={"help": "the answer of relabelled rows"})
-    output_dir: str = field(default=None, metadata={"help": "the Hub-style folder the filtered set goes to"})
+    output_dir: str | None = field(default=None, metadata={"help": "the Hub-style folder the filtered set goes to"})
     push_to_hub: str | None = field(default=None, metadata={"help": "REPO_ID: upload the folder as a Hub dataset"})
     min_stability: float = field(
         default=0.0,
@@ -258,15 +266,17 @@ class FilterArguments:
 class StabilityArguments:
     """`slick-hf stability ANNOTATED`: how firm the labels are, what budget they need, another annotation beside."""
 
-    source: str = field(default=None, metadata={"help": "annotated dataset: a Hub-style folder or a Hub id"})
-    annotation_config: str | None = field(default=None, metadata={"help": "its config (one per annotating model)"})
+    source: str | None = field(default=None, metadata={"help": "annotated dataset: a Hub-style folder or a Hub id"})
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "the annotated dataset's config (one per annotating model)"}
+    )
     compare: str | None = field(
         default=None, metadata={"help": "another annotation of the same rows (other seed, dtype, threads, engine)"}
     )
     compare_config: str | None = field(default=None, metadata={"help": "its config (default: the same name)"})
     splits: str | None = field(default=None, metadata={"help": "comma-separated splits to read (default: all)"})
     target: float = field(default=0.95, metadata={"help": "agreement with the full budget the recommendation needs"})
-    output_dir: str = field(default=None, metadata={"help": "where README.md, stability.json and the plots go"})
+    output_dir: str | None = field(default=None, metadata={"help": "where README.md, stability.json and the plots go"})
 
     def __post_init__(self) -> None:
         if not self.source or not self.output_dir:
@@ -281,11 +291,15 @@ class StabilityArguments:
 class EvaluateArguments:
     """`slick-hf evaluate`: a model's exact match per SliCK category on annotated test splits."""
 
-    model: str = field(default=None, metadata={"help": "a fine-tuned checkpoint: local folder or Hub id"})
-    annotated_dataset: str = field(default=None, metadata={"help": "annotated dataset: folder or Hub id"})
-    annotation_config: str | None = field(default=None, metadata={"help": "its config (one per annotating model)"})
+    model: str | None = field(default=None, metadata={"help": "a fine-tuned checkpoint: local folder or Hub id"})
+    annotated_dataset: str | None = field(default=None, metadata={"help": "annotated dataset: folder or Hub id"})
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "the annotated dataset's config (one per annotating model)"}
+    )
     splits: str = field(default="test", metadata={"help": "comma-separated annotated splits, e.g. test,test_ood"})
-    output_dir: str = field(default=None, metadata={"help": "where results.json and predictions_<split>.jsonl go"})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "where results.json and predictions_<split>.jsonl go"}
+    )
     prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "the prompt ({question})"})
     max_new_tokens: int = field(default=24, metadata={"help": "longest answer, in tokens"})
     idk_answer: str = field(default="I don't know", metadata={"help": "the answer counted as an abstention"})
@@ -304,7 +318,7 @@ class EvaluateArguments:
 class ReportArguments:
     """`slick-hf report RUNS_DIR`: tables, Equation 1, IDK and plots over a folder of runs."""
 
-    runs_dir: str = field(default=None, metadata={"help": "a folder of run folders (a sweep)"})
+    runs_dir: str | None = field(default=None, metadata={"help": "a folder of run folders (a sweep)"})
     output_dir: str | None = field(default=None, metadata={"help": "where to write the report (RUNS_DIR/report)"})
 
     def __post_init__(self) -> None:
@@ -316,8 +330,8 @@ class ReportArguments:
 class PushArguments:
     """`slick-hf push FOLDER REPO_ID`: upload a folder laid out as a Hub repo."""
 
-    folder: str = field(default=None, metadata={"help": "the folder (a dataset, a run, or the metric's folder)"})
-    repo_id: str = field(default=None, metadata={"help": "ORG/NAME on the Hub"})
+    folder: str | None = field(default=None, metadata={"help": "the folder (a dataset, a run, or the metric's folder)"})
+    repo_id: str | None = field(default=None, metadata={"help": "ORG/NAME on the Hub"})
     repo_type: str = field(default="dataset", metadata={"help": "repo type", "choices": ["dataset", "model", "space"]})
     private: bool = field(default=False, metadata={"help": "create the repo private"})
 

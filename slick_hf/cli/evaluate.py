@@ -24,7 +24,7 @@ def main(argv: Sequence[str]) -> None:
     args, engine_args = parse((EvaluateArguments, EngineArguments), argv, "evaluate", dataset_config=True)
     out = Path(args.output_dir)
     check_writable_dir(out)
-    annotated = load_annotated(args.annotated_dataset, args.annotation_config, split=None)
+    annotated = load_annotated(args.annotated_dataset, args.dataset_config, split=None)
     splits = listed(args.splits)
     missing = [s for s in splits if s not in annotated]
     if missing:
@@ -42,7 +42,7 @@ def main(argv: Sequence[str]) -> None:
         "model": args.model,
         "engine": provenance,
         "annotated_dataset": args.annotated_dataset,
-        "annotation_config": args.annotation_config,
+        "annotation_config": args.dataset_config,
         "prompt_template": args.prompt_template,
         "results": results,
     }

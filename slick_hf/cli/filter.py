@@ -45,7 +45,7 @@ def main(argv: Sequence[str]) -> None:
     from slick_hf.variants.filter import filter_annotated, write_filtered_folder
 
     (args,) = parse((FilterArguments,), argv, "filter", positionals=("source",), dataset_config=True)
-    config = args.annotation_config or only_config(args.source)
+    config = args.dataset_config or only_config(args.source)
     if config == "default":
         raise SlickError("the annotation config is named 'default', the name of the filtered set's config")
     drop, splits = listed(args.drop) or [], listed(args.splits) or []

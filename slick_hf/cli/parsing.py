@@ -3,11 +3,12 @@
 - `--config FILE.yaml` sets any field; flags after it override (open-r1 recipes work this way).
 - Every flag has both spellings, `--output_dir` and `--output-dir` (`HfArgumentParser`).
 - Leading positional arguments fill the command's named fields (`slick-hf report RUNS_DIR`).
-- Where a command reads an annotated dataset, a `--config` value that is not a YAML file names the
-  dataset config, as it always did (`--annotation-config` says the same).
+- Where a command reads an annotated dataset, `--dataset-config NAME` (TRL's name) names its config;
+  the old spellings `--config NAME` and `--annotation-config NAME` still work, with a deprecation warning.
 - A bad flag or value is a `SlickError`: one line, exit 2, never a usage dump.
 """
 
+import sys
 from collections.abc import Sequence
 
 from trl import TrlParser
@@ -33,16 +34,19 @@ def _with_positionals(argv: list[str], positionals: Sequence[str]) -> list[str]:
 
 
 def _config_flag(argv: list[str], dataset_config: bool) -> list[str]:
-    """Keep `--config FILE.yaml`; `--config NAME` names the dataset config where a command has one."""
-    if "--config" not in argv:
-        return argv
-    i = argv.index("--config")
-    value = argv[i + 1] if i + 1 < len(argv) else ""
-    if value.endswith(YAML_SUFFIXES):
-        return argv
-    if dataset_config:
-        return [*argv[:i], "--annotation_config", value, *argv[i + 2 :]]
-    raise SlickError(f"--config takes a YAML file (.yaml or .yml), got {value!r}")
+    """Keep `--config FILE.yaml`; where a command reads an annotated dataset, `--config NAME` and
+    `--annotation-config NAME` (the old spellings) name its config, with a deprecation warning."""
+    out = list(argv)
+    for i, flag in enumerate(out):
+        value = out[i + 1] if i + 1 < len(out) else ""
+        if flag == "--config" and value.endswith(YAML_SUFFIXES):
+            continue
+        if flag == "--config" and not dataset_config:
+            raise SlickError(f"--config takes a YAML file (.yaml or .yml), got {value!r}")
+        if flag in ("--config", "--annotation-config", "--annotation_config") and dataset_config:
+            print(f"slick-hf: warning: {flag} NAME is deprecated here; use --dataset-config NAME", file=sys.stderr)
+            out[i] = "--dataset_config"
+    return out
 
 
 def parse(

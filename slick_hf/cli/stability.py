@@ -38,7 +38,7 @@ def main(argv: Sequence[str]) -> None:
     (args,) = parse((StabilityArguments,), argv, "stability", positionals=("source",), dataset_config=True)
     check_writable_dir(Path(args.output_dir))
     splits = listed(args.splits)
-    config = args.annotation_config or only_config(args.source)
+    config = args.dataset_config or only_config(args.source)
     rows = read_labelled(args.source, config, splits)
     other = None
     if args.compare:

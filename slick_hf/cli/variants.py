@@ -24,7 +24,7 @@ def main(argv: Sequence[str]) -> None:
         raise SlickError(f"--variant is empty; valid: {', '.join(VARIANTS)}, or all")
     ratios = args.ratios()
     check_writable_dir(Path(args.output_dir))
-    pool = load_annotated(args.source, args.annotation_config, args.split)
+    pool = load_annotated(args.source, args.dataset_config, args.split)
     size = args.size
     if size is None:
         size = default_size(pool, args.shares, VARIANTS if args.variant == "all" else None)
@@ -41,7 +41,7 @@ def main(argv: Sequence[str]) -> None:
         summary = {
             "spec": spec.to_dict(),
             "source": args.source,
-            "config": args.annotation_config,
+            "config": args.dataset_config,
             **variant_summary(ds),
         }
         atomic_write_text(out / VARIANT_SUMMARY, json.dumps(summary, indent=2) + "\n")

@@ -117,7 +117,7 @@ def _cases(tmp: Path) -> list[Case]:
     empty_runs.mkdir()
     recipe = ["recipe", "--config", RECIPE, "--output_dir", out, "--annotations_dir", str(tmp / "ann")]
     sweep = ["sweep", "--config", RECIPE, "--output_dir", out, "--annotations_dir", str(tmp / "ann")]
-    ev = ["evaluate", "--model", "smollm2-135m", "--annotated-dataset", golden, "--config", "smollm2-135m"]
+    ev = ["evaluate", "--model", "smollm2-135m", "--annotated-dataset", golden, "--dataset-config", "smollm2-135m"]
     ann = ["annotate", "--output-dir", out, "--splits", "test"]
     ud = ["annotate", "--output-dir", out, "--splits", "test", "--dataset"]  # then a user dataset
     return [
@@ -188,7 +188,7 @@ def _cases(tmp: Path) -> list[Case]:
         Case("variants without source", ["variants"], "name the annotated dataset"),
         Case("variants missing source", ["variants", str(tmp / "nope"), "--output-dir", out], "not found"),
         Case("variants output is a file", ["variants", golden, "--output-dir", str(a_file)], "is a file"),
-        Case("variants unknown config", ["variants", golden, "--config", "bogus", "--output-dir", out], "bogus"),
+        Case("variants unknown config", ["variants", golden, "--dataset-config", "bogus", "--output-dir", out], "bogus"),
         Case("variants unknown split", ["variants", golden, "--split", "bogus", "--output-dir", out], "bogus"),
         Case("variants unknown variant", ["variants", golden, "--variant", "bogus", "--output-dir", out], "bogus"),
         Case("variants empty variant", ["variants", golden, "--variant", ",", "--output-dir", out], "--variant"),
@@ -205,7 +205,7 @@ def _cases(tmp: Path) -> list[Case]:
         Case("filter output is a file", ["filter", golden, "--output-dir", str(a_file)], "is a file"),
         Case("filter unknown category", ["filter", golden, "--drop", "Bogus", "--output-dir", out], "Bogus"),
         Case("filter unknown split", ["filter", golden, "--splits", "bogus", "--output-dir", out], "bogus"),
-        Case("filter unknown config", ["filter", golden, "--config", "bogus", "--output-dir", out], "bogus"),
+        Case("filter unknown config", ["filter", golden, "--dataset-config", "bogus", "--output-dir", out], "bogus"),
         # recipe
         Case("recipe limits not a number", [*recipe, "--annotate_limits", "train=abc"], "annotate_limits"),
         Case("recipe limits zero", [*recipe, "--annotate_limits", "train=0"], "annotate_limits"),

@@ -44,12 +44,17 @@ def test_report_takes_a_positional_a_yaml_config_and_both_spellings(tmp_path, ca
     assert rc == 2 and "YAML file" in err
 
 
-def test_variants_config_flag_names_the_dataset_config_or_a_yaml_file(tmp_path, capsys):
+def test_variants_dataset_config_flag_its_old_spellings_and_a_yaml_file(tmp_path, capsys):
     annotated = str(GOLDEN / "annotated")
-    rc, out, _ = run(capsys, "variants", annotated, "--config", "smollm2-135m", "--output-dir", str(tmp_path / "a"))
-    assert rc == 0 and "D_unk0.50" in out
+    argv = ["variants", annotated, "--dataset-config", "smollm2-135m", "--output-dir", str(tmp_path / "a")]
+    rc, out, err = run(capsys, *argv)
+    assert rc == 0 and "D_unk0.50" in out and not err
+    for old in ("--config", "--annotation-config"):
+        rc, out, err = run(capsys, "variants", annotated, old, "smollm2-135m", "--output-dir", str(tmp_path / old))
+        assert rc == 0 and "D_unk0.50" in out
+        assert err.splitlines() == [f"slick-hf: warning: {old} NAME is deprecated here; use --dataset-config NAME"]
     config = tmp_path / "variants.yml"
-    config.write_text(f"source: {annotated}\nannotation_config: smollm2-135m\nunknown_ratio: '0,1'\nsize: 4\n")
+    config.write_text(f"source: {annotated}\ndataset_config: smollm2-135m\nunknown_ratio: '0,1'\nsize: 4\n")
     rc, out, _ = run(capsys, "variants", "--config", str(config), "--output_dir", str(tmp_path / "b"))
     assert rc == 0 and sorted(p.name for p in (tmp_path / "b").iterdir()) == ["D_unk0.00", "D_unk1.00"]
     summary = json.loads((tmp_path / "b" / "D_unk1.00" / "summary.json").read_text())
@@ -77,7 +82,7 @@ def test_evaluate_scores_a_model_per_category(tmp_path, capsys):
         "evaluate",
         "--model", "smollm2-135m",
         "--annotated-dataset", str(GOLDEN / "annotated"),
-        "--config", "smollm2-135m",
+        "--dataset-config", "smollm2-135m",
         "--splits", "test,test_ood",
         "--output-dir", str(out),
         "--batch-size", "16",
@@ -93,7 +98,7 @@ def test_evaluate_scores_a_model_per_category(tmp_path, capsys):
     answered = sum(json.loads(p)["prediction"].strip() != "" for p in predictions)
     assert answered > 0 and "exact match % per SliCK category" in stdout
     rc, _, err = run(capsys, "evaluate", "--model", "smollm2-135m", "--annotated-dataset", str(GOLDEN / "annotated"),
-                     "--config", "smollm2-135m", "--splits", "bogus", "--output-dir", str(tmp_path / "x"))  # fmt: skip
+                     "--dataset-config", "smollm2-135m", "--splits", "bogus", "--output-dir", str(tmp_path / "x"))  # fmt: skip
     assert rc == 2 and "no split bogus" in err
 
 
@@ -113,7 +118,7 @@ def _bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("config name escapes", ["annotate", "--config-name", "../../x"], "config name"),
         ("output is a file", ["annotate", "--output-dir", str(a_file)], "is a file"),
         ("bad dtype", ["annotate", "--dtype", "float64"], "dtype"),
-        ("variants output is a file", ["variants", golden, "--config", "smollm2-135m", "--output-dir", str(a_file)],
+        ("variants output is a file", ["variants", golden, "--dataset-config", "smollm2-135m", "--output-dir", str(a_file)],
          "is a file"),
         ("report output is a file", ["report", str(GOLDEN / "runs"), "--output-dir", str(a_file)], "is a file"),
         ("evaluate without a model", ["evaluate", "--annotated-dataset", golden, "--output-dir", str(tmp)], "--model"),

@@ -38,7 +38,7 @@ def _answer(row: dict) -> str:
 
 def test_filter_drops_unknown_rows_and_keeps_the_schema(annotated_chat, tmp_path, capsys):
     out = tmp_path / "filtered"
-    assert main(["filter", str(annotated_chat), "--config", CONFIG, "--output-dir", str(out)]) == 0
+    assert main(["filter", str(annotated_chat), "--dataset-config", CONFIG, "--output-dir", str(out)]) == 0
     assert "train: 18 -> 10 rows" in capsys.readouterr().out
     original = load(tmp_path / "chat")
     filtered = load(out)
@@ -65,7 +65,7 @@ def test_filter_drops_unknown_rows_and_keeps_the_schema(annotated_chat, tmp_path
 
 def test_relabel_idk_keeps_every_row(annotated_chat, tmp_path):
     out = tmp_path / "idk"
-    argv = ["filter", str(annotated_chat), "--config", CONFIG, "--output-dir", str(out), "--relabel-idk"]
+    argv = ["filter", str(annotated_chat), "--dataset-config", CONFIG, "--output-dir", str(out), "--relabel-idk"]
     assert main(argv) == 0
     original, relabelled = load(tmp_path / "chat"), load(out)
     assert len(relabelled) == len(original) and relabelled.features == original.features
@@ -111,6 +111,6 @@ def test_filter_keeps_prompt_completion_rows_so(tmp_path, monkeypatch):
 def test_bad_filter_arguments_are_one_error_line(annotated_chat, tmp_path, capsys, args, needle):
     out = [] if not args else ["--output-dir", str(tmp_path / "o")]
     capsys.readouterr()
-    assert main(["filter", str(annotated_chat), "--config", CONFIG, *out, *args]) == 2
+    assert main(["filter", str(annotated_chat), "--dataset-config", CONFIG, *out, *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after datasets' progress bars
     assert err.startswith("slick-hf: error: ") and needle in err, err

@@ -449,7 +449,7 @@ def test_cli_command(hub_folder, tmp_path, capsys):
     variants_cli.main(
         [
             str(hub_folder),
-            "--config",
+            "--dataset-config",
             "org--ModelA",
             "--variant",
             "ratio,idk,natural",
@@ -469,9 +469,11 @@ def test_cli_command(hub_folder, tmp_path, capsys):
 
 def test_cli_all_uses_a_size_every_variant_supports(hub_folder, pool, tmp_path):
     out = tmp_path / "all"
-    variants_cli.main([str(hub_folder), "--config", "org--ModelA", "--variant", "all", "--output-dir", str(out)])
+    variants_cli.main(
+        [str(hub_folder), "--dataset-config", "org--ModelA", "--variant", "all", "--output-dir", str(out)]
+    )
     assert len(list(out.iterdir())) == 3 * len(RATIO_SWEEP) + 5
     sizes = {json.loads(p.read_text())["spec"]["size"] for p in out.glob("*/summary.json")}
     assert sizes == {default_size(pool, variants=VARIANTS)}
     with pytest.raises(SlickError, match="valid"):
-        variants_cli.main([str(hub_folder), "--config", "org--ModelA", "--variant", "Known"])
+        variants_cli.main([str(hub_folder), "--dataset-config", "org--ModelA", "--variant", "Known"])

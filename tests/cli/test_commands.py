@@ -98,7 +98,8 @@ def test_evaluate_scores_a_model_per_category(tmp_path, capsys):
     answered = sum(json.loads(p)["prediction"].strip() != "" for p in predictions)
     assert answered > 0 and "exact match % per SliCK category" in stdout
     rc, _, err = run(capsys, "evaluate", "--model", "smollm2-135m", "--annotated-dataset", str(GOLDEN / "annotated"),
-                     "--dataset-config", "smollm2-135m", "--splits", "bogus", "--output-dir", str(tmp_path / "x"))  # fmt: skip
+                     "--dataset-config", "smollm2-135m", "--splits", "bogus",
+                     "--output-dir", str(tmp_path / "x"))  # fmt: skip
     assert rc == 2 and "no split bogus" in err
 
 
@@ -118,8 +119,8 @@ def _bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("config name escapes", ["annotate", "--config-name", "../../x"], "config name"),
         ("output is a file", ["annotate", "--output-dir", str(a_file)], "is a file"),
         ("bad dtype", ["annotate", "--dtype", "float64"], "dtype"),
-        ("variants output is a file", ["variants", golden, "--dataset-config", "smollm2-135m", "--output-dir", str(a_file)],
-         "is a file"),
+        ("variants output is a file",
+         ["variants", golden, "--dataset-config", "smollm2-135m", "--output-dir", str(a_file)], "is a file"),
         ("report output is a file", ["report", str(GOLDEN / "runs"), "--output-dir", str(a_file)], "is a file"),
         ("evaluate without a model", ["evaluate", "--annotated-dataset", golden, "--output-dir", str(tmp)], "--model"),
         ("push a missing folder", ["push", str(tmp / "nope"), "org/x"], "no such folder"),

@@ -1,11 +1,9 @@
-"""Ordinary least squares for the paper's Equation 1, with confidence intervals, in numpy only.
+"""Ordinary least squares for the paper's Equation 1, with confidence intervals (statsmodels, scipy).
 
     Accuracy = b0 + b_kn * N_kn/|D| + b_unk * N_unk/|D|
 
-Standard errors come from s^2 (X^T X)^-1 with s^2 = RSS / (n - p); intervals use the Student t
-quantile with n - p degrees of freedom. scipy is used for the quantile when it is installed;
-otherwise the quantile is computed here (regularised incomplete beta by continued fraction,
-inverted by bisection), which agrees with scipy to ~1e-10. No normal approximation is needed.
+Standard errors are statsmodels' OLS ones: s^2 (X^T X)^-1 with s^2 = RSS / (n - p), or the
+cluster-robust sandwich (CR1) when points come in clusters; intervals use scipy's Student t quantile.
 """
 
 from __future__ import annotations
@@ -27,77 +25,15 @@ EQ1_TERMS = ("b0", "b_kn", "b_unk")
 # Student t quantile.
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, eps = 1e-300, 1e-15
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with `df` degrees of freedom."""
-    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
-
 def t_quantile(p: float, df: float) -> float:
-    """The p-quantile of Student's t with `df` > 0 degrees of freedom (scipy when installed)."""
+    """The p-quantile of Student's t with `df` > 0 degrees of freedom (scipy)."""
+    from scipy import stats
+
     if not 0.0 < p < 1.0:
         raise SlickError(f"quantile level must be in (0, 1), got {p}")
     if df <= 0:
         raise SlickError(f"degrees of freedom must be > 0, got {df}")
-    try:
-        from scipy import stats  # optional
-
-        return float(stats.t.ppf(p, df))
-    except ImportError:
-        pass
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        hi *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
+    return float(stats.t.ppf(p, df))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +90,7 @@ def ols(
         raise SlickError("ols: no points to fit")
     coef, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)
     resid = y - X @ coef
-    rss = float(resid @ resid)
+    rss = float(resid @ resid)  # R^2 also for the rank-deficient fits statsmodels is not asked about
     tss = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - rss / tss if tss > 0 else None
     df = n - p
@@ -167,19 +103,16 @@ def ols(
     hi: list[float | None] = [None] * p
     t_crit = None
     if df > 0 and not deficient:
-        bread = np.linalg.inv(X.T @ X)
+        import statsmodels.api as sm
+
+        model = sm.OLS(y, X)
         if groups is None:
-            cov = rss / df * bread
+            fit = model.fit()
         else:
-            labels = np.array([str(c) for c in clusters])
-            meat = np.zeros((p, p))
-            for g in groups:
-                score = X[labels == str(g)].T @ resid[labels == str(g)]
-                meat += np.outer(score, score)
-            factor = len(groups) / (len(groups) - 1) * (n - 1) / (n - p)
-            cov = factor * bread @ meat @ bread
+            codes = np.array([groups.index(c) for c in clusters])
+            fit = model.fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True)
         t_crit = t_quantile(0.5 + level / 2.0, df)
-        se = [float(math.sqrt(max(v, 0.0))) for v in np.diag(cov)]
+        se = [float(math.sqrt(max(v, 0.0))) for v in np.diag(fit.cov_params())]
         lo = [float(c - t_crit * s) for c, s in zip(coef, se, strict=True)]
         hi = [float(c + t_crit * s) for c, s in zip(coef, se, strict=True)]
     return OLSFit(

@@ -18,6 +18,7 @@ from slick_hf.distributed import is_main_process, world_size
 from slick_hf.engines.factory import EngineArguments
 from slick_hf.errors import SlickError
 from slick_hf.hub import atomic_write_text, config_name_for, write_parquet
+from slick_hf.memory import phase_peak, release_freed_memory
 from slick_hf.runs import (
     CONVERGENCE_DIR,
     RESULTS_FILE,
@@ -177,7 +178,10 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
     from slick_hf.train.trainer import build_trainer
 
     model = model_args.model_name_or_path
-    annotated = ensure_annotations(script, model, training.trust_remote_code, model_args.dtype)
+    memory: dict = {}
+    with phase_peak("annotate", memory):
+        annotated = ensure_annotations(script, model, training.trust_remote_code, model_args.dtype)
+        release_freed_memory()  # the annotation engine's weights and caches, before training starts
     for split in ("train", "dev"):
         if split not in annotated:
             raise SlickError(f"annotated dataset has no {split!r} split; it has {', '.join(annotated)}")
@@ -188,16 +192,19 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
     training.output_dir, training.push_to_hub = str(run_dir), False
     training.run_name = training.run_name or run_dir.name
     if script.dry_run or not (run_dir / TRAIN_DONE).exists():
-        trainer = build_trainer(train, annotated["dev"], script, training, model_args)
-        if script.dry_run:
-            print(f"dry run: trainer built for {run_dir} ({len(train)} examples); nothing trained")
-            return run_dir
-        run_training(trainer, run_dir)
-        if not is_main_process():
-            return run_dir
-        del trainer
+        with phase_peak("train", memory):
+            trainer = build_trainer(train, annotated["dev"], script, training, model_args)
+            if script.dry_run:
+                print(f"dry run: trainer built for {run_dir} ({len(train)} examples); nothing trained")
+                return run_dir
+            run_training(trainer, run_dir)
+            if not is_main_process():
+                return run_dir
+            del trainer
+            release_freed_memory()
     training_summary = json.loads((run_dir / TRAIN_DONE).read_text())
-    results = evaluate_checkpoints(run_dir, annotated, script, training, model_args.dtype)
+    with phase_peak("evaluate", memory):
+        results = evaluate_checkpoints(run_dir, annotated, script, training, model_args.dtype)
     remove_checkpoints(run_dir)
     run = {
         "run_name": run_dir.name,
@@ -209,10 +216,13 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
         "training": {k: v for k, v in training_summary.items() if k != "log_history"},
         "results": results,
         "weights_kept": script.keep_weights,
+        "memory": memory,
     }
     write_model_card(run_dir, run)
     atomic_write_text(run_dir / RUN_FILE, json.dumps(run, indent=2))
     print_results(results, summary)
+    peaks = ", ".join(f"{name} {m['peak_rss_gb']:.2f} GB" for name, m in memory.items())
+    print(f"peak memory (resident) per phase: {peaks}")
     if push_repo:
         from slick_hf.hub import push_folder
 

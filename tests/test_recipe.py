@@ -124,10 +124,15 @@ def tiny_recipe_argv(annotated_dir: Path, output_dir: Path, *extra: str) -> list
 
 
 @pytest.mark.slow
-def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path) -> None:
+def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path, capfd) -> None:
     # with checkpoints (the GPU recipes' way); test_tiny_recipe_without_checkpoints covers the CPU recipes'
     argv = tiny_recipe_argv(annotated_dir, tmp_path, "--save_strategy", "epoch", "--load_best_model_at_end", "true")
     run_dir = run_recipe(*parse(argv))
+    printed = capfd.readouterr()
+    assert "{'loss'" not in printed.out + printed.err  # the loss is the training bar's postfix, not a dict line
+    memory = json.loads((run_dir / "run.json").read_text())["memory"]
+    assert set(memory) == {"annotate", "train", "evaluate"} and all(m["peak_rss_gb"] > 0.1 for m in memory.values())
+    assert "peak memory (resident) per phase: annotate" in printed.out
     dynamics = [json.loads(line) for line in (run_dir / "training_dynamics.jsonl").read_text().splitlines()]
     assert [round(r["epoch"]) for r in dynamics] == [1, 2]
     for row in dynamics:

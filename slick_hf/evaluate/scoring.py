@@ -15,8 +15,9 @@ from slick_hf.errors import SlickError
 
 logger = logging.getLogger(__name__)
 
-# Ships inside the package (package data), so an installed slick-hf finds it wherever it runs.
-METRIC_DIR = Path(__file__).resolve().parent / "slick_exact_match"
+# One source, evaluation/slick_exact_match/ (also the metric's Space); a wheel ships it inside the package.
+SOURCE_METRIC_DIR = Path(__file__).resolve().parents[2] / "evaluation" / "slick_exact_match"
+METRIC_DIR = SOURCE_METRIC_DIR if SOURCE_METRIC_DIR.is_dir() else Path(__file__).resolve().parent / "slick_exact_match"
 
 
 @lru_cache(maxsize=1)

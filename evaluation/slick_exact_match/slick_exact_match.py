@@ -103,7 +103,7 @@ Examples:
 
     Any alias counts, after normalisation:
 
-    >>> slick_em = evaluate.load("slick_hf/evaluate/slick_exact_match")  # from the slick-hf repo root
+    >>> slick_em = evaluate.load("evaluation/slick_exact_match")  # from the slick-hf repo root
     >>> results = slick_em.compute(
     ...     predictions=["The  U.S.A.", "paris", "Lyon"],
     ...     references=[["USA", "United States"], ["Paris"], ["Marseille"]],

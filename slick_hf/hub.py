@@ -11,7 +11,8 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
 
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, DatasetInfo, Features
+from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from slick_hf.atomic_dir import fault_point, new_version
@@ -35,6 +36,19 @@ def config_name_for(model: str) -> str:
     if not name:
         raise SlickError(f"cannot derive a config name from model {model!r}; pass --config-name")
     return name
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether `name` reads as a Hub repo id (`org/name` or `name`) and is not a local path."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if Path(name).expanduser().exists():
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def file_mode() -> int:
@@ -149,7 +163,8 @@ def _config_entries(out_dir: Path) -> list[dict]:
 
 
 def write_card(out_dir: Path, render_section: Callable[[list], str]) -> None:
-    """(Re)write README.md: our configs merged into its YAML, our section between markers."""
+    """(Re)write README.md: our configs and their features (`dataset_info`) merged into its YAML, our
+    section between markers."""
     readme = out_dir / "README.md"
     metas = [json.loads(p.read_text()) | {"config_name": p.parent.name} for p in sorted(out_dir.glob(f"*/{META_FILE}"))]
     section = f"{BEGIN}\n{render_section(metas)}\n{END}"
@@ -170,7 +185,27 @@ def write_card(out_dir: Path, render_section: Callable[[list], str]) -> None:
     ours = {e["config_name"]: e for e in _config_entries(out_dir)}
     existing = [c for c in (card.data.get("configs") or []) if c.get("config_name") not in ours]
     card.data.configs = existing + list(ours.values())
+    _set_dataset_info(card.data, {name: _config_features(out_dir / name) for name in ours})
     atomic_write_text(readme, str(card))
+
+
+def _config_features(config_dir: Path) -> Features | None:
+    """The features every parquet split of a config shares (read from the files' schemas), else None."""
+    import pyarrow.parquet as pq
+
+    found = [Features.from_arrow_schema(pq.read_schema(p)) for p in sorted(config_dir.glob(parquet_name("*")))]
+    return found[0] if found and all(f == found[0] for f in found) else None
+
+
+def _set_dataset_info(data: DatasetCardData, features: Mapping[str, Features | None]) -> None:
+    """The card's `dataset_info`: each of our configs' features, as `datasets` writes them (the Hub's
+    viewer then shows `slick_category`'s names); other configs' entries are kept as they are."""
+    old = data.get("dataset_info")
+    old = [old] if isinstance(old, dict) else old if isinstance(old, list) else []
+    kept = [{"config_name": "default"} | e for e in old if isinstance(e, dict)]
+    data["dataset_info"] = [e for e in kept if e["config_name"] not in features] or None
+    infos = {name: DatasetInfo(features=f) for name, f in features.items() if f is not None}
+    DatasetInfosDict(infos).to_dataset_card_data(data)
 
 
 def load_card(readme: Path) -> DatasetCard:

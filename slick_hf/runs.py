@@ -5,7 +5,8 @@ A run folder is laid out as a Hub model repo and holds:
 - `variant/train.parquet`, `variant/summary.json`: the fine-tuning set and its mix;
 - `training_dynamics.jsonl`: one row per epoch (dev exact match, Known/Unknown train fit);
 - `train_complete.json`: written when training ends (best epoch, log history);
-- the EARLY_STOP model at the root and the CONVERGENCE model in `convergence/`;
+- the EARLY_STOP model at the root and the CONVERGENCE model in `convergence/` (plain model folders;
+  where both are the same model, the root's weights files are hard links to `convergence/`'s);
 - `results.json`: {stopping point: {split: metrics}}, `predictions_<point>_<split>.jsonl`;
 - `run.json` and `README.md` (the model card), written last.
 

@@ -7,9 +7,14 @@ from pathlib import Path
 
 from slick_hf.hub import atomic_write_text
 from slick_hf.runs import CONVERGENCE_DIR, DYNAMICS_FILE, TRAIN_DONE
+from slick_hf.train.model_files import (
+    checkpoint_model_files,
+    clear_weights,
+    follow_umask,
+    install_model_files,
+    share_model,
+)
 from slick_hf.train.trainer import SlickSFTTrainer
-
-MODEL_FILES = ("*.safetensors", "*.json", "*.jinja", "*.txt", "*.model")
 
 
 def checkpoint_step(path: str | Path) -> int:
@@ -45,15 +50,20 @@ def keep_dynamics_up_to(path: Path, step: int) -> None:
 
 
 def save_merged(model, tokenizer, target: Path) -> None:
-    """Save full weights: a LoRA model is merged into its base first."""
+    """Save full weights (a LoRA model is merged into its base first), with modes that follow the umask."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
+    clear_weights(target)  # they may be links to the other stopping point's: never written through
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
+    follow_umask(target)
 
 
 def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
-    """Train to CONVERGENCE, keep the best dev epoch (EARLY_STOP) in `run_dir`, the last in `convergence/`."""
+    """Train to CONVERGENCE, keep the best dev epoch (EARLY_STOP) in `run_dir`, the last in `convergence/`.
+
+    Where the best epoch is the last, its weights are written once and the run folder links them.
+    """
     done = run_dir / TRAIN_DONE
     if done.exists():
         return json.loads(done.read_text())
@@ -67,22 +77,23 @@ def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
         return save_from_memory(trainer, run_dir)
     last = last_checkpoint(run_dir)
     tokenizer = trainer.processing_class
-    if hasattr(trainer.model, "merge_and_unload"):
-        from peft import PeftModel
-
-        from slick_hf.models import load_causal_lm
-
-        base = load_causal_lm(str(trainer.model.peft_config["default"].base_model_name_or_path), "auto")
-        save_merged(PeftModel.from_pretrained(base, last), tokenizer, run_dir / CONVERGENCE_DIR)
-    else:
-        (run_dir / CONVERGENCE_DIR).mkdir(exist_ok=True)
-        for pattern in MODEL_FILES:
-            for f in last.glob(pattern):
-                if not f.name.startswith(("trainer_state", "training_args", "scheduler", "rng_state")):
-                    shutil.copy2(f, run_dir / CONVERGENCE_DIR / f.name)
-    save_merged(trainer.model, tokenizer, run_dir)
+    convergence = run_dir / CONVERGENCE_DIR
     state = trainer.state
     best_step = checkpoint_step(state.best_model_checkpoint) if state.best_model_checkpoint else None
+    if best_step == checkpoint_step(last):  # the model loaded as the best is the last one
+        save_merged(trainer.model, tokenizer, convergence)
+        share_model(convergence, run_dir)
+    else:
+        if hasattr(trainer.model, "merge_and_unload"):
+            from peft import PeftModel
+
+            from slick_hf.models import load_causal_lm
+
+            base = load_causal_lm(str(trainer.model.peft_config["default"].base_model_name_or_path), "auto")
+            save_merged(PeftModel.from_pretrained(base, last), tokenizer, convergence)
+        else:
+            install_model_files(checkpoint_model_files(last), convergence)  # weights linked, not copied
+        save_merged(trainer.model, tokenizer, run_dir)
     best_epoch = next(
         (h["epoch"] for h in state.log_history if h.get("step") == best_step and "eval_exact_match" in h),
         None,
@@ -91,16 +102,17 @@ def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
 
 
 def save_from_memory(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
-    """No checkpoints: the model as trained is CONVERGENCE; the weights kept in memory are EARLY_STOP."""
-    model = trainer.model
-    # merging a LoRA model changes it in place: merge a copy, the adapters are restored next
-    save_merged(
-        copy.deepcopy(model) if hasattr(model, "merge_and_unload") else model,
-        trainer.processing_class,
-        run_dir / CONVERGENCE_DIR,
-    )
-    trainer.restore_best()
-    save_merged(trainer.model, trainer.processing_class, run_dir)
+    """No checkpoints: the model as trained is CONVERGENCE; the weights kept in memory are EARLY_STOP
+    (the same model, saved once, when the best epoch is the last)."""
+    model, tokenizer, convergence = trainer.model, trainer.processing_class, run_dir / CONVERGENCE_DIR
+    if trainer.best_epoch == trainer.state.epoch:  # the best epoch is the last: restoring would change nothing
+        save_merged(model, tokenizer, convergence)
+        share_model(convergence, run_dir)
+    else:
+        # merging a LoRA model changes it in place: merge a copy, the adapters are restored next
+        save_merged(copy.deepcopy(model) if hasattr(model, "merge_and_unload") else model, tokenizer, convergence)
+        trainer.restore_best()
+        save_merged(trainer.model, tokenizer, run_dir)
     return write_summary(trainer, run_dir, trainer.best_epoch, trainer.best_dev_exact_match)
 
 

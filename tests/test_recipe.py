@@ -1,6 +1,7 @@
 """Recipes: every YAML parses, the GPU recipe passes a dry run, a tiny CPU run goes end to end."""
 
 import json
+import os
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -210,6 +211,11 @@ def test_tiny_recipe_without_checkpoints(annotated_dir: Path, tmp_path: Path, mo
     early, last = (load_file(str(d / "model.safetensors")) for d in (run_dir, run_dir / "convergence"))
     same = all(torch.equal(early[k], last[k]) for k in early)
     assert same == (best["epoch"] == dynamics[-1]["epoch"])
+    weights = [d / "model.safetensors" for d in (run_dir, run_dir / "convergence")]
+    assert (weights[0].stat().st_ino == weights[1].stat().st_ino) == same  # the same model is on disk once
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all(w.stat().st_mode & 0o777 == 0o666 & ~umask for w in weights)  # weights follow the umask
     results = json.loads((run_dir / "results.json").read_text())
     assert results["early_stop"]["test"]["count"] == results["convergence"]["test"]["count"] == 32
 

@@ -59,7 +59,7 @@ def annotated_dir(tmp_path_factory) -> Path:
             "slick_samples_correct": sampled,
             "slick_generations": [170] * len(ds),
         }
-        features = Features({**ds.features, **SLICK_FEATURES})
+        features = Features({**ds.features, **{name: SLICK_FEATURES[name] for name in cols}})
         splits[split] = Dataset.from_dict({**ds.to_dict(), **cols}, features=features)
     return write_annotated_folder(out, splits)
 

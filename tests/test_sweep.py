@@ -47,7 +47,8 @@ def _categorised(ds: Dataset, no_weakly: str | None = None) -> Dataset:
         "slick_samples_correct": [int(160 * P_SAMPLE[c]) for c in cats],
         "slick_generations": [170] * len(ds),
     }
-    return Dataset.from_dict({**ds.to_dict(), **cols}, features=Features({**ds.features, **SLICK_FEATURES}))
+    features = Features({**ds.features, **{name: SLICK_FEATURES[name] for name in cols}})
+    return Dataset.from_dict({**ds.to_dict(), **cols}, features=features)
 
 
 def _pool(no_weakly: str | None = None) -> Dataset:

@@ -5,9 +5,10 @@ from collections.abc import Mapping, Sequence
 
 from datasets import Dataset
 
-from slick_hf.core.evidence import FIRM
+from slick_hf.core.evidence import FIRM, Evidence
 from slick_hf.core.markdown import markdown_table
-from slick_hf.core.schema import SKIPPED_DOC, SLICK_COLUMN_DOCS, category_names
+from slick_hf.core.predictive import fit_prior
+from slick_hf.core.schema import EVIDENCE_COLUMNS, SKIPPED_DOC, SLICK_COLUMN_DOCS, category_names
 from slick_hf.core.slick import CATEGORIES
 from slick_hf.data.formats import SKIP_COLUMN
 
@@ -23,7 +24,12 @@ def category_stats(ds: Dataset) -> dict:
         if cat is not None:
             gens.setdefault(cat, []).append(g)
     stability: dict[str, Counter] = {}
+    prior = None
     if "slick_label_stability" in ds.column_names:
+        judged = [
+            row for row, cat in zip(ds.select_columns(list(EVIDENCE_COLUMNS)).to_list(), cats, strict=True) if cat
+        ]
+        prior = fit_prior([Evidence.from_row(row) for row in judged]).to_dict() if judged else None
         for cat, value in zip(cats, ds["slick_label_stability"][:], strict=True):
             if cat is not None and value is not None:
                 stability.setdefault(cat, Counter())["firm" if value >= FIRM else "uncertain"] += 1
@@ -38,7 +44,11 @@ def category_stats(ds: Dataset) -> dict:
             "total": int(sum(sum(v) for v in gens.values())),
             "mean_by_category": {c: sum(v) / len(v) for c, v in gens.items()},
         },
-    } | ({"stability": {c: dict(stability[c]) for c in CATEGORIES if c in stability}} if stability else {})
+    } | (
+        {"stability": {c: dict(stability[c]) for c in CATEGORIES if c in stability}, "stability_prior": prior}
+        if stability
+        else {}
+    )
 
 
 def reproducibility_note(model: Mapping) -> str:
@@ -105,10 +115,18 @@ def render_annotation_section(metas: Sequence[Mapping]) -> str:
             mean = ", ".join(f"{c} {by_cat[c]:.1f}" for c in CATEGORIES if c in by_cat)
             out += ["", f"Generations: {gens['total']} in all; per example by category: {mean}."]
             if stats.get("stability"):
+                by_cat = stats["stability"]
                 firm = ", ".join(
-                    f"{c} {v.get('firm', 0)} firm / {v.get('uncertain', 0)} not" for c, v in stats["stability"].items()
+                    f"{c} {by_cat[c].get('firm', 0)} firm / {by_cat[c].get('uncertain', 0)} not"
+                    for c in CATEGORIES
+                    if c in by_cat
                 )
-                out += ["", f"Label stability (`slick_label_stability` >= {FIRM}: firm): {firm}."]
+                out += [
+                    "",
+                    f"Label stability (`slick_label_stability` >= {FIRM}: firm): {firm}. The stability is the "
+                    "probability that an independent re-annotation (new exemplar sets, new samples) gives the same "
+                    "category, under Beta priors fitted to this split; `slick-hf stability` reports it in full.",
+                ]
             if stats.get("not_judged"):
                 skipped = ", ".join(f"{n} {why}" for why, n in stats["not_judged"].items())
                 out += ["", f"Kept but not judged (slick_category null): {skipped}."]

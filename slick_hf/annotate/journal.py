@@ -13,8 +13,9 @@ from datasets import Dataset, DatasetInfo, Features
 from tqdm.auto import tqdm
 
 from slick_hf.annotate.executors import ChunkExecutor, as_executor
-from slick_hf.core.evidence import Evidence, label_stability
-from slick_hf.core.schema import CATEGORY_LABEL, EVIDENCE_COLUMNS, SLICK_FEATURES
+from slick_hf.core.evidence import Evidence
+from slick_hf.core.predictive import split_stability
+from slick_hf.core.schema import CATEGORY_LABEL, EVIDENCE_COLUMNS, ROW_FEATURES, SLICK_FEATURES, STABILITY_COLUMN
 from slick_hf.core.slick import SlickConfig, categorize
 from slick_hf.data.formats import SKIP_COLUMN
 from slick_hf.engines.base import Engine
@@ -86,7 +87,7 @@ def consistent_rows(results: list, config: SlickConfig, n_rows: int) -> bool:
         return False
     try:
         for r in results:
-            if set(SLICK_FEATURES) - set(r):
+            if set(ROW_FEATURES) - set(r):
                 return False
             p_greedy = r["slick_greedy_correct"] / config.num_prompts
             p_sample = r["slick_samples_correct"] / (config.num_prompts * config.num_samples)
@@ -104,18 +105,15 @@ def consistent_rows(results: list, config: SlickConfig, n_rows: int) -> bool:
 
 
 def _consistent_evidence(r: dict, config: SlickConfig) -> bool:
-    """Per-prompt counts that add up to the row's totals, and the label stability they give."""
+    """Per-prompt counts that add up to the row's totals."""
     greedy, drawn, correct = (r[name] for name in EVIDENCE_COLUMNS)
     if not len(greedy) == len(drawn) == len(correct) == config.num_prompts:
         return False
-    if (sum(greedy), sum(drawn), sum(correct)) != (
+    return (sum(greedy), sum(drawn), sum(correct)) == (
         r["slick_greedy_correct"],
         r["slick_samples_drawn"],
         r["slick_samples_correct"],
-    ):
-        return False
-    stability = label_stability(Evidence.from_row(r), config.num_samples)
-    return stability == r["slick_label_stability"] or abs(stability - r["slick_label_stability"]) <= 1e-12
+    )
 
 
 def run_fingerprint(
@@ -190,7 +188,9 @@ def annotate_dataset(
             bar.update(len(results))
             bar.set_postfix({c[:6]: counts[c] for c in CATEGORY_LABEL.names})
     ordered = [r for k in range(n_chunks) for r in journal.done[k]]
-    columns = {name: [r[name] for r in ordered] for name in SLICK_FEATURES}
+    columns = {name: [r[name] for r in ordered] for name in ROW_FEATURES}
+    evidence = [Evidence.from_row(r) for r in ordered]
+    columns[STABILITY_COLUMN] = split_stability(evidence, columns["slick_category"], config.num_samples)[0]
     features = Features({**questions.features, **SLICK_FEATURES})
     done = Dataset.from_dict({**rows.to_dict(), **columns}, features=features)
     if judged is None:

@@ -5,7 +5,6 @@ from collections.abc import Mapping, Sequence
 
 from datasets import Dataset
 
-from slick_hf.core.evidence import Evidence, label_stability
 from slick_hf.core.normalize import exact_match
 from slick_hf.core.prompts import draw_exemplar_pools, exemplars_for, render_prompt
 from slick_hf.core.slick import SlickConfig, categorize, clean_completion, count_correct
@@ -61,7 +60,6 @@ def annotate_rows(
         res["slick_p_greedy"] = res["slick_greedy_correct"] / config.num_prompts
         res["slick_p_sample"] = res["slick_samples_correct"] / (config.num_prompts * config.num_samples)
         res["slick_category"] = categorize(res["slick_p_greedy"], res["slick_p_sample"])
-        res["slick_label_stability"] = label_stability(Evidence.from_row(res), config.num_samples)
     return results
 
 

@@ -3,9 +3,10 @@
 An example's evidence is, per few-shot prompt, whether its greedy answer was correct and how many
 temperature samples were drawn and correct. From it:
 
-- `label_stability`: the share of bootstrap resamples of the example's prompts (each resampled
-  prompt with a resample of its own samples) that give the example's category. It is computed in
-  closed form, so it is exact and the same on every machine (no seed, no Monte Carlo).
+- `bootstrap_stability`: the share of bootstrap resamples of the example's prompts (each resampled
+  prompt with a resample of its own samples) that give the example's category, in closed form. It is
+  certain at the edges (10 of 10 resamples to 10 of 10), so the annotation's `slick_label_stability`
+  is the posterior predictive of `slick_hf.core.predictive` instead; reports show both.
 - `budget_distribution`: the category the example would get from its first `k` prompts and `m` of
   each prompt's samples (a random `m`, so a distribution), as `--num-prompts k --num-samples m` would
   give it: exemplar sets and sampling seeds are per (example, prompt), so a smaller budget is a prefix.
@@ -70,7 +71,7 @@ def _no_correct(drawn: int, correct: int, m: int) -> float:
     return comb(drawn - correct, m) / comb(drawn, m)
 
 
-def label_stability(evidence: Evidence, num_samples: int) -> float | None:
+def bootstrap_stability(evidence: Evidence, num_samples: int) -> float | None:
     """Share of prompt-bootstrap resamples that give the example's own category, in closed form.
 
     A resample draws `K` prompts with replacement from the example's `K`; each drawn prompt brings

@@ -43,6 +43,9 @@ SLICK_FEATURES = {
 }
 # written since label stability exists; annotations made before lack them (see `slick_hf.core.evidence`)
 EVIDENCE_COLUMNS = ("slick_prompt_greedy_correct", "slick_prompt_samples_drawn", "slick_prompt_samples_correct")
+# computed over a whole split once its rows are annotated (`slick_hf.core.predictive`), not per row
+STABILITY_COLUMN = "slick_label_stability"
+ROW_FEATURES = {name: feature for name, feature in SLICK_FEATURES.items() if name != STABILITY_COLUMN}
 SLICK_COLUMN_DOCS = {
     "slick_category": "SliCK category: HighlyKnown, MaybeKnown, WeaklyKnown or Unknown",
     "slick_p_greedy": "P(T=0): share of the greedy answers (one per few-shot prompt) that are correct",
@@ -57,9 +60,8 @@ SLICK_COLUMN_DOCS = {
     "slick_prompt_samples_drawn": "per few-shot prompt: temperature samples drawn (0 where adaptive sampling "
     "stopped before the prompt)",
     "slick_prompt_samples_correct": "per few-shot prompt: correct samples among those drawn",
-    "slick_label_stability": "share of bootstrap resamples of the example's prompts (each with a resample of "
-    "its own samples) that give its category, in closed form; 1.0 for all-or-nothing evidence, and "
-    "optimistic for WeaklyKnown under adaptive sampling (only the prompts drawn are resampled)",
+    "slick_label_stability": "probability that an independent re-annotation (new exemplar sets, new samples, the "
+    "same budget) gives the same category: the posterior predictive under Beta priors fitted to the split",
 }
 SKIPPED_DOC = (
     "user datasets: why SliCK did not judge a row (its slick_* values are null): not short-form "

@@ -87,37 +87,43 @@ def compare_annotations(a: LabelledRows, b: LabelledRows) -> dict:
     }
 
 
-def calibration(a: LabelledRows, b: LabelledRows) -> dict:
-    """Per bin of `a`'s label stability: its mean, and how often `b` (another draw) gives `a`'s label.
-
-    `b`'s label is taken at `a`'s budget (its first prompts and samples), so a `b` annotated with more
-    prompts still checks `a`'s labels as made.
-    """
+def _binned(pairs: list[tuple[float, float]]) -> dict:
+    """Per stability bin: the mean predicted stability and the observed agreement (with its interval)."""
     bins: list[list[tuple[float, float]]] = [[] for _ in STABILITY_BINS]
-    skipped = 0
-    for i, j in shared_indices(a, b):
-        predicted = a.stability[i]
-        dist = budget_distribution(b.evidence[j], a.num_prompts, min(a.num_samples, b.num_samples))
-        if predicted is None or dist is None:
-            skipped += 1
-            continue
-        bins[bin_of(predicted)].append((predicted, dist.get(a.categories[i], 0.0)))
-    rows = []
-    for (low, high), values in zip(STABILITY_BINS, bins, strict=True):
-        rows.append(
+    for predicted, observed in pairs:
+        bins[bin_of(predicted)].append((predicted, observed))
+    return {
+        "bins": [
             {
                 "bin": bin_label(low, high),
                 "predicted": sum(p for p, _ in values) / len(values) if values else None,
                 "observed": share([o for _, o in values]),
             }
-        )
-    every = [pair for values in bins for pair in values]
-    return {
-        "bins": rows,
-        "predicted": sum(p for p, _ in every) / len(every) if every else None,
-        "observed": share([o for _, o in every]),
-        "not_computable": skipped,
+            for (low, high), values in zip(STABILITY_BINS, bins, strict=True)
+        ],
+        "predicted": sum(p for p, _ in pairs) / len(pairs) if pairs else None,
+        "observed": share([o for _, o in pairs]),
     }
+
+
+def calibration(a: LabelledRows, b: LabelledRows) -> dict:
+    """Per bin of `a`'s label stability: its mean, and how often `b` (another draw) gives `a`'s label;
+    the same for the prompt bootstrap, for comparison.
+
+    `b`'s label is taken at `a`'s budget (its first prompts and samples), so a `b` annotated with more
+    prompts still checks `a`'s labels as made.
+    """
+    predictive, bootstrap, skipped = [], [], 0
+    for i, j in shared_indices(a, b):
+        dist = budget_distribution(b.evidence[j], a.num_prompts, min(a.num_samples, b.num_samples))
+        if a.stability[i] is None or dist is None:
+            skipped += 1
+            continue
+        observed = dist.get(a.categories[i], 0.0)
+        predictive.append((a.stability[i], observed))
+        if a.bootstrap[i] is not None:
+            bootstrap.append((a.bootstrap[i], observed))
+    return {**_binned(predictive), "bootstrap": _binned(bootstrap), "not_computable": skipped}
 
 
 def draw_agreement(a: LabelledRows, b: LabelledRows, prompts: Sequence[int] | None = None) -> list[dict]:

@@ -59,7 +59,7 @@ def stability_plot(summary: Mapping, out: Path) -> str:
         counts = [summary[cat]["bins"][b] for b in labels]
         ax.bar([x + (n - 1.5) * width for x in range(len(labels))], counts, width, label=cat)
     ax.set_xticks(range(len(labels)), labels)
-    ax.set_xlabel("label stability (share of prompt-bootstrap resamples giving the same category)")
+    ax.set_xlabel("slick_label_stability (predicted agreement of an independent re-annotation)")
     ax.set_ylabel("rows")
     ax.legend(fontsize=8)
     return _save(fig, out / STABILITY_PNG)
@@ -70,17 +70,21 @@ def calibration_plot(calibrated: Mapping, draws: Sequence[Mapping], out: Path) -
     draws as prompts grow."""
     plt = plotting()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    points = [b for b in calibrated["bins"] if b["predicted"] is not None]
-    xs = [b["predicted"] for b in points]
-    ys = [b["observed"]["value"] for b in points]
-    err = [
-        [max(0.0, y - b["observed"]["ci"][0]) for y, b in zip(ys, points, strict=True)],
-        [max(0.0, b["observed"]["ci"][1] - y) for y, b in zip(ys, points, strict=True)],
-    ]
     left.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
-    left.errorbar(xs, ys, yerr=err, fmt="o", capsize=3, label="rows per stability bin")
-    for x, y, b in zip(xs, ys, points, strict=True):
-        left.annotate(f"n={b['observed']['n']}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    for name, binned, marker in (
+        ("slick_label_stability", calibrated, "o"),
+        ("bootstrap of own prompts", calibrated["bootstrap"], "s"),
+    ):
+        points = [b for b in binned["bins"] if b["predicted"] is not None]
+        xs = [b["predicted"] for b in points]
+        ys = [b["observed"]["value"] for b in points]
+        err = [
+            [max(0.0, y - b["observed"]["ci"][0]) for y, b in zip(ys, points, strict=True)],
+            [max(0.0, b["observed"]["ci"][1] - y) for y, b in zip(ys, points, strict=True)],
+        ]
+        left.errorbar(xs, ys, yerr=err, fmt=marker, capsize=3, label=name, alpha=0.85)
+        for x, y, b in zip(xs, ys, points, strict=True):
+            left.annotate(f"n={b['observed']['n']}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
     left.set_xlabel("predicted label stability (bin mean)")
     left.set_ylabel("agreement with another draw")
     left.set_xlim(0, 1.05)

@@ -37,6 +37,7 @@ def stability_record(a: LabelledRows, b: LabelledRows | None, target: float) -> 
         "categories": {c: a.categories.count(c) for c in CATEGORIES},
         "per_prompt_sample_counts": a.has_sample_counts,
         "stability": stability_summary(a),
+        "priors": {split: prior.to_dict() for split, prior in a.priors.items()},
         "saturation": cells,
         "recommendation": recommend_budget(cells, target),
     }
@@ -121,22 +122,25 @@ def _compare_section(record: Mapping) -> list[str]:
         return out
     cal, draws = record["calibration"], record["draw_agreement"]
     last = draws[-1]
+    boot = cal["bootstrap"]
     out += [
         "",
         "### Calibration: predicted stability against another draw",
         "",
         "The other annotation is an independent draw (another `--seed`: other exemplar sets, other samples). Per "
-        "bin of this annotation's `slick_label_stability`, how often the other draw gives the same category:",
+        "bin of predicted stability, how often the other draw gives this annotation's category, for "
+        "`slick_label_stability` (the posterior predictive) and for a plain bootstrap of the row's own prompts:",
         "",
         markdown_table(
-            ["stability bin", "mean predicted", "observed agreement"],
+            ["stability bin", "slick_label_stability: mean", "observed", "bootstrap: mean", "observed"],
             [
-                [b["bin"], "—" if b["predicted"] is None else f"{100 * b['predicted']:.1f}%", pct(b["observed"])]
-                for b in cal["bins"]
+                [p["bin"], _mean_cell(p), pct(p["observed"]), _mean_cell(q), pct(q["observed"])]
+                for p, q in zip(cal["bins"], boot["bins"], strict=True)
             ],
         ),
         "",
-        f"All rows: predicted {100 * cal['predicted']:.1f}%, observed {pct(cal['observed'])}.",
+        f"All rows: `slick_label_stability` predicts {100 * cal['predicted']:.1f}%, the bootstrap "
+        f"{100 * boot['predicted']:.1f}%; observed {pct(cal['observed'])}.",
         "",
         "### Agreement of two draws as prompts grow",
         "",
@@ -148,6 +152,10 @@ def _compare_section(record: Mapping) -> list[str]:
         f"![calibration]({record['plots']['calibration']})",
     ]
     return out
+
+
+def _mean_cell(row: Mapping) -> str:
+    return "—" if row["predicted"] is None else f"{100 * row['predicted']:.1f}%"
 
 
 def readme_markdown(record: Mapping) -> str:
@@ -211,8 +219,9 @@ def readme_markdown(record: Mapping) -> str:
         "",
         "## Label stability per category",
         "",
-        "`slick_label_stability`: the share of bootstrap resamples of a row's prompts (each with a resample of "
-        f"its own samples) that give its category. Firm: >= {FIRM}.",
+        "`slick_label_stability`: the probability that an independent re-annotation (new exemplar sets, new "
+        "samples, the same budget) gives the row's category, the posterior predictive under Beta priors fitted "
+        f"to each split (priors in {REPORT_JSON}). Firm: >= {FIRM}.",
         "",
         markdown_table(
             ["category", "rows", "mean", f"firm (>= {FIRM})", *summary["all"]["bins"]],
@@ -223,9 +232,9 @@ def readme_markdown(record: Mapping) -> str:
             ],
         ),
         "",
-        "A row whose evidence is all or nothing (10/10 greedy answers, no correct sample in 160) resamples to "
-        "itself: 1.0. Under adaptive sampling a WeaklyKnown row's samples stop at the round of its first correct "
-        "one, so only the prompts drawn are resampled, which makes it look firmer than a full draw would.",
+        "Even all-or-nothing evidence (10 of 10 greedy answers, no correct sample in 160) is not certain to "
+        "repeat: a bootstrap of the row's own prompts would call it 1.0 (mean bootstrap stability here: "
+        f"{summary['all']['bootstrap_mean']:.3f}).",
         "",
         f"![stability]({record['plots']['stability']})",
     ]

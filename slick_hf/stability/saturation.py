@@ -17,11 +17,12 @@ from slick_hf.core.evidence import (
     FIRM,
     Evidence,
     adaptive_cost,
+    bootstrap_stability,
     budget_distribution,
-    label_stability,
     needs_unsampled,
 )
 from slick_hf.core.intervals import proportion_interval
+from slick_hf.core.predictive import StabilityPrior, split_stability
 from slick_hf.core.schema import EVIDENCE_COLUMNS, category_names
 from slick_hf.core.slick import CATEGORIES
 from slick_hf.errors import SlickError
@@ -52,7 +53,9 @@ class LabelledRows:
     keys: list[tuple[str, str]]
     categories: list[str]
     evidence: list[Evidence]
-    stability: list[float | None]
+    stability: list[float | None]  # the predictive stability (`slick_label_stability`), priors fitted per split
+    bootstrap: list[float | None]  # the prompt bootstrap's, for comparison
+    priors: dict[str, StabilityPrior]
 
     @property
     def num_prompts(self) -> int:
@@ -72,23 +75,27 @@ class LabelledRows:
 
 def labelled_rows(annotated: DatasetDict, meta: Mapping, name: str) -> LabelledRows:
     """The judged rows of every split of an annotated dataset; SlickError when none can be read."""
-    keys, cats, evidence = [], [], []
+    keys, cats, evidence, stability, bootstrap, priors = [], [], [], [], [], {}
+    num_samples = int(meta.get("slick", {}).get("num_samples", 16))
     for split, ds in annotated.items():
         names = category_names(ds, allow_missing=True)
         missing = [c for c in ("id", "answers", "slick_greedy_answers") if c not in ds.column_names]
         if missing:
             raise SlickError(f"{name} split {split}: missing column(s) {', '.join(missing)}; not a SliCK annotation")
         columns = ["id", "answers", "slick_greedy_answers", *(c for c in EVIDENCE_COLUMNS if c in ds.column_names)]
-        for row, cat in zip(ds.select_columns(columns).to_list(), names, strict=True):
-            if cat is not None:
-                keys.append((split, row["id"]))
-                cats.append(cat)
-                evidence.append(Evidence.from_row(row))
+        judged = [(row, cat) for row, cat in zip(ds.select_columns(columns).to_list(), names, strict=True) if cat]
+        if not judged:
+            continue
+        split_evidence = [Evidence.from_row(row) for row, _ in judged]
+        values, priors[split] = split_stability(split_evidence, [cat for _, cat in judged], num_samples)
+        keys += [(split, row["id"]) for row, _ in judged]
+        cats += [cat for _, cat in judged]
+        evidence += split_evidence
+        stability += values
+        bootstrap += [bootstrap_stability(e, num_samples) for e in split_evidence]
     if not keys:
         raise SlickError(f"{name}: no row SliCK judged; nothing to measure")
-    num_samples = int(meta.get("slick", {}).get("num_samples", 16))
-    stability = [label_stability(e, num_samples) for e in evidence]
-    return LabelledRows(name, meta, keys, cats, evidence, stability)
+    return LabelledRows(name, meta, keys, cats, evidence, stability, bootstrap, priors)
 
 
 def share(values: Sequence[float]) -> dict:
@@ -113,8 +120,10 @@ def stability_summary(rows: LabelledRows) -> dict:
         bins = [0] * len(STABILITY_BINS)
         for v in values:
             bins[bin_of(v)] += 1
+        boot = [b for c, b in zip(rows.categories, rows.bootstrap, strict=True) if b is not None and cat in (c, "all")]
         out[cat] = {
             "n": len(values),
+            "bootstrap_mean": sum(boot) / len(boot) if boot else None,
             "not_computable": unknown,
             "mean": sum(values) / len(values) if values else None,
             "firm": share([float(v >= FIRM) for v in values]),

@@ -15,7 +15,7 @@ from slick_hf.annotate.job import WORK_DIR, AnnotateJob
 from slick_hf.annotate.journal import ChunkJournal, annotate_dataset, run_fingerprint
 from slick_hf.annotate.rows import adaptive_rounds, annotate_rows, exemplar_pools_by_relation, request_seed
 from slick_hf.core.prompts import exemplars_for, render_prompt
-from slick_hf.core.schema import QUESTION_FEATURES, SLICK_FEATURES
+from slick_hf.core.schema import QUESTION_FEATURES, ROW_FEATURES, SLICK_FEATURES
 from slick_hf.core.slick import CATEGORIES, categorize, count_correct
 from slick_hf.hub import BEGIN, END, META_FILE
 
@@ -93,7 +93,7 @@ def test_result_fields_are_consistent(runs, rows, mode):
     results, _, cfg = runs[mode]
     assert len(results) == len(rows)
     for row, res in zip(rows, results, strict=True):
-        assert set(res) == set(SLICK_FEATURES)
+        assert set(res) == set(ROW_FEATURES)  # slick_label_stability comes per split
         assert len(res["slick_greedy_answers"]) == cfg.num_prompts
         assert all("\n" not in a and a == a.strip() for a in res["slick_greedy_answers"])
         assert res["slick_greedy_correct"] == count_correct(res["slick_greedy_answers"], row["answers"])

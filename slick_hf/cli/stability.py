@@ -33,16 +33,18 @@ def main(argv: Sequence[str]) -> None:
 
     from slick_hf.cli.filter import only_config
     from slick_hf.hub import check_writable_dir
+    from slick_hf.stability.compare import shared_indices
     from slick_hf.stability.render import REPORT_JSON, pct, write_stability_report
 
     (args,) = parse((StabilityArguments,), argv, "stability", positionals=("source",), dataset_config=True)
-    check_writable_dir(Path(args.output_dir))
     splits = listed(args.splits)
     config = args.dataset_config or only_config(args.source)
     rows = read_labelled(args.source, config, splits)
     other = None
     if args.compare:
         other = read_labelled(args.compare, args.compare_config or config, splits)
+        shared_indices(rows, other)  # the same questions, or one error line before anything is written
+    check_writable_dir(Path(args.output_dir))
     out = write_stability_report(rows, other, Path(args.output_dir), args.target)
     record = json.loads((out / REPORT_JSON).read_text())
     rec = record["recommendation"]

@@ -37,8 +37,12 @@ def annotations(tmp_path_factory) -> dict[str, Path]:
     }
 
 
+def _split(folder: Path) -> datasets.Dataset:
+    return datasets.load_dataset(str(folder), CONFIG, split="test", download_mode="force_redownload")
+
+
 def _rows(folder: Path) -> list[dict]:
-    return datasets.load_dataset(str(folder), CONFIG, split="test", download_mode="force_redownload").to_list()
+    return _split(folder).to_list()
 
 
 def test_annotated_folders_carry_the_evidence_and_stability_columns(annotations):
@@ -137,9 +141,8 @@ def test_an_annotation_from_before_label_stability_says_what_it_cannot_compute(t
 
 def test_bad_stability_inputs_are_one_error_line(annotations, tmp_path, capsys):
     from conftest import write_annotated_folder
-    from datasets import Dataset
 
-    test = Dataset.from_list(_rows(annotations["fp32"]))
+    test = _split(annotations["fp32"])
     renamed = test.map(lambda r: {"id": "other/" + r["id"]})
     write_annotated_folder(tmp_path / "other_rows", {"train": renamed, "test": renamed})
     write_annotated_folder(tmp_path / "no_answers", {"train": test.remove_columns("slick_greedy_answers")})

@@ -267,3 +267,35 @@ def test_an_unreachable_hub_is_one_line_suggesting_offline_mode(monkeypatch, tmp
     require_hub.cache_clear()
     require_hub("dataset 'someorg/somedata'")  # offline: nothing to check
     require_hub.cache_clear()
+
+
+def test_the_metric_folder_is_pushed_as_a_gradio_space(monkeypatch):
+    """`slick-hf push evaluation/slick_exact_match ORG/NAME --repo-type space`: a gradio Space with the folder."""
+    from huggingface_hub import HfApi
+
+    from slick_hf.cli.main import main
+    from slick_hf.evaluate.scoring import METRIC_DIR
+
+    calls = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)))
+    monkeypatch.setattr(
+        HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw["repo_id"], kw)) or "https://hub/c"
+    )
+    assert main(["push", str(METRIC_DIR), "me/slick_exact_match", "--repo-type", "space"]) == 0
+    (create, upload) = calls
+    assert create[1] == "me/slick_exact_match" and create[2]["repo_type"] == "space"
+    assert create[2]["space_sdk"] == "gradio"
+    assert upload[2]["repo_type"] == "space" and upload[2]["folder_path"] == str(METRIC_DIR)
+    assert {"app.py", "requirements.txt", "README.md", "slick_exact_match.py", "tests.py"} <= {
+        p.name for p in METRIC_DIR.iterdir()
+    }
+
+
+def test_cli_push_a_space_to_unreachable_hub(tmp_path, monkeypatch, capsys):
+    from slick_hf.cli.main import main
+    from slick_hf.evaluate.scoring import METRIC_DIR
+
+    _unreachable_hub(monkeypatch)
+    assert main(["push", str(METRIC_DIR), "me/slick_exact_match", "--repo-type", "space"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "could not push" in err[0] and "--repo-type space" in err[0] and TOKEN not in err[0]

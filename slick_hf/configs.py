@@ -16,7 +16,6 @@ from slick_hf.annotate.journal import CHUNK_SIZE
 from slick_hf.core.prompts import DEFAULT_COMPLETION_TEMPLATE, DEFAULT_PROMPT_TEMPLATE
 from slick_hf.core.slick import SlickConfig
 from slick_hf.data.formats import DataFormat
-from slick_hf.engines.base import BATCH_PROMPTS
 from slick_hf.errors import SlickError, check_positive
 from slick_hf.hub import check_config_name
 from slick_hf.models import check_model
@@ -59,8 +58,8 @@ class SlickScriptArguments(DataFormat):
     annotate_top_k: int = _slick_field("top_k")
     annotate_max_new_tokens: int = _slick_field("max_new_tokens")
     annotate_seed: int = _slick_field("seed")
-    annotate_batch_size: int = field(
-        default=BATCH_PROMPTS, metadata={"help": "prompts the annotation engine decodes together"}
+    annotate_batch_size: int | None = field(
+        default=None, metadata={"help": "prompts the annotation engine decodes together (default: the engine's own)"}
     )
     variant: str = field(
         default="ratio",
@@ -90,7 +89,8 @@ class SlickScriptArguments(DataFormat):
         self.limits()
         self.slick_config()
         self.variant_spec()
-        check_positive(self, "annotate_batch_size")
+        if self.annotate_batch_size is not None:
+            check_positive(self, "annotate_batch_size")
 
     def data_format(self) -> DataFormat:
         """How `dataset_name` is read when it is a user's dataset: the `DataFormat` fields."""

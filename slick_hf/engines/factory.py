@@ -35,15 +35,16 @@ class EngineArguments:
     batch_size: int | None = field(
         default=None,
         metadata={
-            "help": f"prompts decoded together (in-process engines; default {BATCH_PROMPTS} for transformers, "
-            f"{PLAIN_BATCH_PROMPTS} left-padded prompts for transformers-plain)"
+            "help": "prompts decoded together (in-process engines; default for transformers "
+            + ", ".join(f"{n} in {d}" for d, n in BATCH_PROMPTS.items())
+            + f", {PLAIN_BATCH_PROMPTS} left-padded prompts for transformers-plain)"
         },
     )
     device: str = field(default="cpu", metadata={"help": "cpu or cuda (in-process engines)"})
     dtype: str = field(
         default="auto",
         metadata={
-            "help": "in-process engines: auto (bfloat16 where the hardware computes it natively, else float32), "
+            "help": "in-process engines: auto (bfloat16 on CPUs with AMX and bf16 GPUs, else float32), "
             "bfloat16 or float32; recorded in the card and part of the resume fingerprint",
             "choices": ["auto", "bfloat16", "float32"],
         },

@@ -43,6 +43,7 @@ from slick_hf.engines.fast.cache import KV, KVCache, PrefixEntry, PromptEntry, k
 from slick_hf.engines.fast.linears import RowPadding
 from slick_hf.engines.fast.sampling import greedy_choice, request_uniforms, sampling_distribution
 from slick_hf.engines.plain import PlainTransformersEngine
+from slick_hf.hardware import resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +95,14 @@ class TransformersEngine(PlainTransformersEngine):
     def __init__(
         self,
         model: str,
-        batch_size: int = BATCH_PROMPTS,
+        batch_size: int | None = None,
         device: str = "cpu",
         dtype: str = "auto",
         trust_remote_code: bool = False,
         max_cache_bytes: int = 1 << 30,
     ) -> None:
+        dtype = resolve_dtype(dtype, device)
+        batch_size = BATCH_PROMPTS.get(dtype, BATCH_PROMPTS["float32"]) if batch_size is None else batch_size
         super().__init__(model, max(1, batch_size), device, dtype, trust_remote_code)
         self.cache = KVCache(max_cache_bytes)
         self.stats = _Stats()

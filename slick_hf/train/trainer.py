@@ -134,9 +134,13 @@ class SlickSFTTrainer(CompletionLossSFTTrainer):
         if self.best_dev_exact_match is not None and dev_exact_match <= self.best_dev_exact_match:
             return
         self.best_dev_exact_match, self.best_epoch = dev_exact_match, self.state.epoch
-        self.best_weights = {
-            name: p.detach().to("cpu", copy=True) for name, p in self.model.named_parameters() if p.requires_grad
-        }
+        trainable = {name: p for name, p in self.model.named_parameters() if p.requires_grad}
+        if self.best_weights is None:
+            self.best_weights = {name: p.detach().to("cpu", copy=True) for name, p in trainable.items()}
+            return
+        with torch.no_grad():  # into the kept copy: a second full copy alongside it would double its memory
+            for name, saved in self.best_weights.items():
+                saved.copy_(trainable[name])
 
     def restore_best(self) -> None:
         """Load the weights kept by `keep_if_best` back into the model (EARLY_STOP)."""

@@ -165,18 +165,20 @@ def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path, capfd) 
         assert "weights were not kept" in (run_dir / "README.md").read_text()
 
 
-def test_the_best_epoch_kept_in_memory_is_restored() -> None:
+def test_the_best_epoch_kept_is_restored(tmp_path: Path) -> None:
     import torch
 
     from slick_hf.train.trainer import SlickSFTTrainer
 
     model = torch.nn.Linear(3, 2)
-    model.bias.requires_grad_(False)  # frozen: not copied (LoRA keeps only the adapters)
-    trainer = SimpleNamespace(model=model, state=SimpleNamespace(epoch=1.0), best_weights=None)
+    model.bias.requires_grad_(False)  # frozen: not kept (LoRA keeps only the adapters)
+    args = SimpleNamespace(output_dir=str(tmp_path), process_index=0)
+    trainer = SimpleNamespace(model=model, state=SimpleNamespace(epoch=1.0), best_weights=None, args=args)
     trainer.best_dev_exact_match = trainer.best_epoch = None
     SlickSFTTrainer.keep_if_best(trainer, 0.5)
     kept = model.weight.detach().clone()
-    assert set(trainer.best_weights) == {"weight"}
+    assert set(torch.load(trainer.best_weights, weights_only=True)) == {"weight"}
+    assert trainer.best_weights.parent == tmp_path and trainer.best_weights.name.startswith(".")
     for epoch, dev in ((2.0, 0.4), (3.0, 0.5)):  # worse, then a tie: the earlier epoch stays
         with torch.no_grad():
             model.weight.add_(1.0)
@@ -186,6 +188,7 @@ def test_the_best_epoch_kept_in_memory_is_restored() -> None:
     assert not torch.equal(model.weight, kept)
     SlickSFTTrainer.restore_best(trainer)
     assert torch.equal(model.weight, kept)
+    assert list(tmp_path.iterdir()) == []  # restored, then removed
     trainer.state.epoch = 4.0
     SlickSFTTrainer.keep_if_best(trainer, 0.6)
     assert trainer.best_epoch == 4.0

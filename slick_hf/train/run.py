@@ -73,7 +73,7 @@ def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
     else:
         keep_dynamics_up_to(run_dir / DYNAMICS_FILE, checkpoint_step(resume))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if trainer.keeps_best_in_memory:
+    if trainer.keeps_best_weights:
         return save_from_memory(trainer, run_dir)
     last = last_checkpoint(run_dir)
     tokenizer = trainer.processing_class
@@ -102,7 +102,7 @@ def run_training(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
 
 
 def save_from_memory(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
-    """No checkpoints: the model as trained is CONVERGENCE; the weights kept in memory are EARLY_STOP
+    """No checkpoints: the model as trained is CONVERGENCE; the best epoch's kept weights are EARLY_STOP
     (the same model, saved once, when the best epoch is the last)."""
     model, tokenizer, convergence = trainer.model, trainer.processing_class, run_dir / CONVERGENCE_DIR
     if trainer.best_epoch == trainer.state.epoch:  # the best epoch is the last: restoring would change nothing
@@ -113,6 +113,8 @@ def save_from_memory(trainer: SlickSFTTrainer, run_dir: Path) -> dict:
         save_merged(copy.deepcopy(model) if hasattr(model, "merge_and_unload") else model, tokenizer, convergence)
         trainer.restore_best()
         save_merged(trainer.model, tokenizer, run_dir)
+    if trainer.best_weights is not None:  # the best epoch was the last: its kept copy is not needed
+        trainer.best_weights.unlink(missing_ok=True)
     return write_summary(trainer, run_dir, trainer.best_epoch, trainer.best_dev_exact_match)
 
 

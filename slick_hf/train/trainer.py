@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from slick_hf.runs import DYNAMICS_FILE
 from slick_hf.train.loss import CompletionLossSFTTrainer
 
 logger = logging.getLogger(__name__)
+# the best epoch's trainable weights while training runs on (save_strategy "no"), one file per process; hidden,
+# so an interrupted run's leftover is never pushed (push_folder skips dot files)
+BEST_WEIGHTS_PREFIX = ".best-epoch-weights-"
 
 
 def fit_references(train: Dataset) -> list[list[str]]:
@@ -58,8 +62,10 @@ class SlickSFTTrainer(CompletionLossSFTTrainer):
     `eval_exact_match` is returned with the loss, so `metric_for_best_model: exact_match` with
     `load_best_model_at_end` keeps the best dev epoch (EARLY_STOP) while training runs on. With
     `save_strategy: "no"` (no checkpoints: the CPU recipes, where writing the weights and the
-    optimizer every epoch costs more than a short run) the best epoch's trainable weights are kept
-    in memory instead (`best_weights`, `best_epoch`); a run cut short then restarts from scratch.
+    optimizer every epoch costs more than a short run) the best epoch's trainable weights alone are
+    written to a file of the run folder instead (`best_weights`, `best_epoch`; a copy kept in memory
+    would add the model's size to the training peak), restored and removed at the end; a run cut
+    short then restarts from scratch.
     """
 
     def __init__(
@@ -76,7 +82,7 @@ class SlickSFTTrainer(CompletionLossSFTTrainer):
         self.train_fit = train_fit
         self.prompt_template = prompt_template
         self.generation_tokenizer = generation_tokenizer
-        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.best_weights: Path | None = None
         self.best_epoch: float | None = None
         self.best_dev_exact_match: float | None = None
 
@@ -120,36 +126,39 @@ class SlickSFTTrainer(CompletionLossSFTTrainer):
         if is_main_process():
             with (Path(self.args.output_dir) / DYNAMICS_FILE).open("a") as f:
                 f.write(json.dumps(row) + "\n")
-        if self.keeps_best_in_memory:
+        if self.keeps_best_weights:
             self.keep_if_best(dev_scores["exact_match"])
         return out
 
     @property
-    def keeps_best_in_memory(self) -> bool:
-        """No checkpoints (`save_strategy: "no"`): EARLY_STOP is the best epoch's weights kept in memory."""
+    def keeps_best_weights(self) -> bool:
+        """No checkpoints (`save_strategy: "no"`): EARLY_STOP is the best epoch's weights, kept in a file."""
         return self.args.save_strategy == "no"
 
     def keep_if_best(self, dev_exact_match: float) -> None:
-        """Copy the trainable weights when dev exact match beats every earlier epoch (ties keep the earlier)."""
+        """Write the trainable weights when dev exact match beats every earlier epoch (ties keep the earlier)."""
         if self.best_dev_exact_match is not None and dev_exact_match <= self.best_dev_exact_match:
             return
         self.best_dev_exact_match, self.best_epoch = dev_exact_match, self.state.epoch
-        trainable = {name: p for name, p in self.model.named_parameters() if p.requires_grad}
-        if self.best_weights is None:
-            self.best_weights = {name: p.detach().to("cpu", copy=True) for name, p in trainable.items()}
-            return
-        with torch.no_grad():  # into the kept copy: a second full copy alongside it would double its memory
-            for name, saved in self.best_weights.items():
-                saved.copy_(trainable[name])
+        trainable = {name: p.detach() for name, p in self.model.named_parameters() if p.requires_grad}
+        path = Path(self.args.output_dir) / f"{BEST_WEIGHTS_PREFIX}{self.args.process_index}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(trainable, path.with_suffix(".tmp"))  # written from the parameters' own memory, no copy
+        os.replace(path.with_suffix(".tmp"), path)
+        self.best_weights = path
 
     def restore_best(self) -> None:
         """Load the weights kept by `keep_if_best` back into the model (EARLY_STOP)."""
         if self.best_weights is None:
             raise RuntimeError("no epoch was evaluated: nothing to restore")
         params = dict(self.model.named_parameters())
+        saved = torch.load(self.best_weights, map_location="cpu", weights_only=True, mmap=True)
         with torch.no_grad():
-            for name, saved in self.best_weights.items():
-                params[name].copy_(saved)
+            for name, tensor in saved.items():
+                params[name].copy_(tensor)
+        del saved
+        self.best_weights.unlink()
+        self.best_weights = None
 
 
 def prompt_completion(ds: Dataset, prompt_template: str) -> Dataset:

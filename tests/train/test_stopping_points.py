@@ -57,7 +57,7 @@ class FakeTokenizer:
 class CheckpointingTrainer:
     """A trainer with `save_strategy: epoch` and `load_best_model_at_end`: a checkpoint per epoch, the best loaded."""
 
-    keeps_best_in_memory = False
+    keeps_best_weights = False
 
     def __init__(self, run_dir: Path, best: int) -> None:
         self.run_dir, self.best = run_dir, best
@@ -81,9 +81,10 @@ class CheckpointingTrainer:
 
 
 class InMemoryTrainer:
-    """A trainer with `save_strategy: "no"`: the best epoch's weights kept in memory."""
+    """A trainer with `save_strategy: "no"`: the best epoch's weights kept (restored by `restore_best`)."""
 
-    keeps_best_in_memory = True
+    keeps_best_weights = True
+    best_weights = None
 
     def __init__(self, best: int, in_place: bool = False) -> None:
         self.model = FakeModel(EPOCH_WEIGHTS[-1], in_place)

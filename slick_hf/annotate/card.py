@@ -8,7 +8,7 @@ from datasets import Dataset
 from slick_hf.core.evidence import FIRM, Evidence
 from slick_hf.core.markdown import markdown_table
 from slick_hf.core.predictive import fit_prior
-from slick_hf.core.schema import EVIDENCE_COLUMNS, SKIPPED_DOC, SLICK_COLUMN_DOCS, category_names
+from slick_hf.core.schema import EVIDENCE_COLUMNS, SKIPPED_DOC, SLICK_COLUMN_DOCS, STABILITY_COLUMN, category_names
 from slick_hf.core.slick import CATEGORIES
 from slick_hf.data.formats import SKIP_COLUMN
 
@@ -25,12 +25,12 @@ def category_stats(ds: Dataset) -> dict:
             gens.setdefault(cat, []).append(g)
     stability: dict[str, Counter] = {}
     prior = None
-    if "slick_label_stability" in ds.column_names:
+    if STABILITY_COLUMN in ds.column_names:
         judged = [
             row for row, cat in zip(ds.select_columns(list(EVIDENCE_COLUMNS)).to_list(), cats, strict=True) if cat
         ]
         prior = fit_prior([Evidence.from_row(row) for row in judged]).to_dict() if judged else None
-        for cat, value in zip(cats, ds["slick_label_stability"][:], strict=True):
+        for cat, value in zip(cats, ds[STABILITY_COLUMN][:], strict=True):
             if cat is not None and value is not None:
                 stability.setdefault(cat, Counter())["firm" if value >= FIRM else "uncertain"] += 1
     skipped = Counter(ds[SKIP_COLUMN][:]) if SKIP_COLUMN in ds.column_names else Counter()

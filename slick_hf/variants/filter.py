@@ -17,7 +17,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, Value
 
 from slick_hf.atomic_dir import new_version
-from slick_hf.core.schema import category_names
+from slick_hf.core.schema import STABILITY_COLUMN, category_names
 from slick_hf.core.slick import CATEGORIES
 from slick_hf.data.formats import CHAT_FORMATS, SOURCE_COLUMN, DataFormat, detect_format, source_rows
 from slick_hf.errors import SlickError
@@ -78,12 +78,12 @@ def _firm(ds: Dataset, min_stability: float) -> list[bool]:
     """Whether each row's label is at least `min_stability` stable (every row when it is 0)."""
     if min_stability <= 0.0:
         return [True] * len(ds)
-    if "slick_label_stability" not in ds.column_names:
+    if STABILITY_COLUMN not in ds.column_names:
         raise SlickError(
             "--min-stability needs the slick_label_stability column, which annotations made before label "
             "stability was recorded lack: annotate the set again"
         )
-    return [s is not None and s >= min_stability for s in ds["slick_label_stability"][:]]
+    return [s is not None and s >= min_stability for s in ds[STABILITY_COLUMN][:]]
 
 
 def filter_split(

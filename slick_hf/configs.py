@@ -70,6 +70,15 @@ class SlickScriptArguments(DataFormat):
     unknown_ratio: float = field(default=0.5, metadata={"help": "share of Unknown examples in D"})
     train_size: int | None = field(default=None, metadata={"help": "|D| (default: largest feasible for all ratios)"})
     variant_seed: int = field(default=0, metadata={"help": "seed of the variant draw"})
+    variant_shares: str = field(
+        default="pool",
+        metadata={
+            "help": "relation shares of D, equal in every variant: pool (each relation's share of the annotated "
+            "train split) or paper (its smallest category count, the paper's rule: every variant is feasible "
+            "at the sum of them)",
+            "choices": list(SHARES),
+        },
+    )
     idk_answer: str = field(default="I don't know", metadata={"help": "the D_IDK answer"})
     prompt_template: str = field(
         default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "fine-tuning and evaluation prompt ({question})"}
@@ -132,6 +141,7 @@ class SlickScriptArguments(DataFormat):
             variant=self.variant,
             unknown_ratio=self.unknown_ratio,
             size=self.train_size,
+            shares=self.variant_shares,
             seed=self.variant_seed,
             idk_answer=self.idk_answer,
             prompt_template=self.prompt_template,

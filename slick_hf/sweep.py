@@ -42,6 +42,7 @@ _FINGERPRINT_KEYS = (
     "learning_rate",
     "seed",
     "variant_seed",
+    "variant_shares",
     "use_peft",
     "train_relations",
 )
@@ -104,6 +105,7 @@ def fingerprint(script, training, model_args, size: int, relations: Sequence[str
         "learning_rate": float(training.learning_rate),
         "seed": training.seed,
         "variant_seed": script.variant_seed,
+        "variant_shares": script.variant_shares,
         "use_peft": bool(getattr(model_args, "use_peft", False)),
     }
 

@@ -20,7 +20,7 @@ from slick_hf.data import load_questions
 from slick_hf.errors import SlickError
 from slick_hf.runs import SWEEP_FILE
 from slick_hf.sweep import run_sweep
-from slick_hf.variants import VARIANTS, default_size
+from slick_hf.variants import VARIANTS, default_size, pool_counts
 from slick_hf.variants.plan import choose_size, infeasible_at, plan_names, sweep_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +101,15 @@ def test_one_size_for_all_variants() -> None:
     script.train_size = 10 * common  # no run at all: one clear error
     with pytest.raises(SlickError, match=f"no planned variant is feasible at train_size {10 * common}"):
         choose_size(pool, script.variant_spec(), sweep_plan())
+
+
+def test_paper_shares_give_the_papers_size_at_which_every_variant_is_feasible() -> None:
+    pool = _pool()
+    script = SlickScriptArguments(train_size=None, variant_shares="paper")
+    size, runnable, infeasible, how = choose_size(pool, script.variant_spec(), sweep_plan())
+    mins = [min(counts.values()) for counts in pool_counts(pool).values()]
+    assert size == sum(mins) == default_size(pool, "paper") and not infeasible and len(runnable) == 14
+    assert "'paper'" in how
 
 
 def test_a_variant_no_size_supports_is_named_and_skipped() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from slick_hf.core.slick import CATEGORIES
-from slick_hf.report.paper import PAPER_IDK, PAPER_TABLE
+from slick_hf.report.paper import PAPER_ALIASES, PAPER_IDK, paper_table_row
 from slick_hf.report.stats import Estimate, difference, fit_equation1, seed_mean
 from slick_hf.runs import POINT_LABEL, STOPPING_POINTS, Run, RunGroup, Runs
 
@@ -84,9 +84,10 @@ def category_rows(runs: Runs, split: str, with_paper: bool) -> tuple[list[str], 
     rows = []
     for name, run, p in evaluated_points(runs, ordered, split):
         keys = ["exact_match", *(f"exact_match_{c}" for c in CATEGORIES)]
-        row = [name, len(run.runs), POINT_LABEL[p], *(fmt_estimate(estimate(run, p, split, k)) for k in keys)]
+        label = f"{name} (= {PAPER_ALIASES[name]})" if name in PAPER_ALIASES else name
+        row = [label, len(run.runs), POINT_LABEL[p], *(fmt_estimate(estimate(run, p, split, k)) for k in keys)]
         if with_paper:
-            ref = PAPER_TABLE.get(name, {}).get(p)
+            ref = paper_table_row(name, p)
             row.append(" / ".join(f"{v:g}" for v in ref) if ref else "")
         rows.append(row)
     return header, rows

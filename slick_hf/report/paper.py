@@ -8,6 +8,15 @@ PAPER_TABLE = {
     "D_Unknown": {"early_stop": (37.5, 95.6, 52.9, 6.5, 0.6), "convergence": (25.8, 55.8, 36.6, 12.2, 3.2)},
     "D_Natural": {"early_stop": (43.5, 98.0, 67.6, 14.1, 1.8), "convergence": (41.8, 95.5, 61.7, 14.8, 2.5)},
 }
+# D at 100 % Unknown is the paper's D_Unknown (every example Unknown, the relations' shares kept).
+PAPER_ALIASES = {"D_unk1.00": "D_Unknown"}
+
+
+def paper_table_row(name: str, point: str) -> tuple[float, ...] | None:
+    """The paper's Table 2 numbers (Full / HK / MK / WK / Unk) for one of our variants at one stopping point."""
+    return PAPER_TABLE.get(PAPER_ALIASES.get(name, name), {}).get(point)
+
+
 PAPER_EQ1 = {
     "test": {"b0": 36.9, "b_kn": 7.3, "b_unk": -8.3, "r2": 0.86},
     "test_ood": {"b0": 36.2, "b_kn": 3.2, "b_unk": -3.0, "r2": 0.95},

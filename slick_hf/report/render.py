@@ -256,9 +256,16 @@ PLOTS = {
 }
 
 
+def _decide_text(decide: dict | None) -> str:
+    return f". To decide: {decide['text']}" if decide else ""
+
+
 def verdicts_markdown(judged: list[dict]) -> str:
     """The verdicts table: each of the paper's findings, our verdict and the statistic that decides it."""
-    rows = [[v["finding"], v["claim"], f"**{v['verdict']}**", v["statistic"]] for v in judged]
+    rows = [
+        [v["finding"], v["claim"], f"**{v['verdict']}**", v["statistic"] + _decide_text(v.get("to_decide"))]
+        for v in judged
+    ]
     return markdown_table(["#", "the paper's finding", "here", "deciding statistic (95% interval)"], rows)
 
 

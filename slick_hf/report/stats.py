@@ -158,6 +158,7 @@ class Estimate:
     high: float
     seeds: int
     n: int
+    se_questions: float = 0.0  # the part of `se` that more test questions (not only more seeds) would shrink
 
     def as_dict(self) -> dict:
         """The estimate as a plain dict (report.json)."""
@@ -180,7 +181,8 @@ def seed_mean(accuracies: Sequence[float], n: int, level: float = 0.95) -> Estim
     spread = statistics.stdev(accuracies) / math.sqrt(k) if k > 1 else 0.0
     se = max(binomial, spread)
     q = t_quantile(0.5 + level / 2.0, k - 1) if spread > binomial else NormalDist().inv_cdf(0.5 + level / 2.0)
-    return Estimate(mean, se, max(0.0, mean - q * se), min(1.0, mean + q * se), k, n)  # an accuracy: in [0, 1]
+    low, high = max(0.0, mean - q * se), min(1.0, mean + q * se)  # an accuracy: in [0, 1]
+    return Estimate(mean, se, low, high, k, n, binomial if binomial >= spread else 0.0)
 
 
 def difference(a: Estimate, b: Estimate, level: float = 0.95) -> Estimate:
@@ -188,7 +190,8 @@ def difference(a: Estimate, b: Estimate, level: float = 0.95) -> Estimate:
     se = math.sqrt(a.se**2 + b.se**2)
     q = NormalDist().inv_cdf(0.5 + level / 2.0)
     d = a.mean - b.mean
-    return Estimate(d, se, d - q * se, d + q * se, min(a.seeds, b.seeds), min(a.n, b.n))
+    by_questions = math.sqrt(a.se_questions**2 + b.se_questions**2)
+    return Estimate(d, se, d - q * se, d + q * se, min(a.seeds, b.seeds), min(a.n, b.n), by_questions)
 
 
 def mean_interval(values: Sequence[float], level: float = 0.95) -> Estimate | None:
@@ -209,4 +212,17 @@ def average(estimates: Sequence[Estimate], level: float = 0.95) -> Estimate | No
     mean = sum(e.mean for e in estimates) / k
     se = math.sqrt(sum(e.se**2 for e in estimates)) / k
     q = NormalDist().inv_cdf(0.5 + level / 2.0)
-    return Estimate(mean, se, mean - q * se, mean + q * se, min(e.seeds for e in estimates), k)
+    by_questions = math.sqrt(sum(e.se_questions**2 for e in estimates)) / k
+    return Estimate(mean, se, mean - q * se, mean + q * se, min(e.seeds for e in estimates), k, by_questions)
+
+
+def growth_to_decide(e: Estimate, bound: float = 0.0, level: float = 0.95, power: float = 0.8) -> float | None:
+    """How many times the data behind `e` must grow for its `level` interval to exclude `bound` with
+    probability `power`, were the observed mean the true one (the normal-approximation sample size:
+    ((z_level + z_power) se / |mean - bound|)^2, the standard error shrinking as 1/sqrt(data)).
+    None when the mean sits on the bound (no amount of data decides it)."""
+    gap = abs(e.mean - bound)
+    if gap == 0 or e.se <= 0:
+        return None
+    z = NormalDist().inv_cdf(0.5 + level / 2.0) + NormalDist().inv_cdf(power)
+    return (z * e.se / gap) ** 2

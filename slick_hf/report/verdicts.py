@@ -12,12 +12,17 @@ that decides each (95% intervals: `slick_hf.report.stats`).
    (D_MaybeKnown against D_HighlyKnown on those questions).
 5. D_IDK raises accuracy on the questions it answers: D_IDK's accuracy on answered questions minus D's
    accuracy, both at 50% Unknown.
+
+An inconclusive verdict says what would decide it (`to_decide`): how many seeds (or runs, or test
+questions) the interval needs to exclude its bound with 80% power, were the observed value the true one.
 """
 
 from __future__ import annotations
 
+import math
+
 from slick_hf.report.analysis import Eq1Fit, dynamics_rows, estimate, known_vs_d
-from slick_hf.report.stats import Estimate, average, difference, mean_interval
+from slick_hf.report.stats import Estimate, average, difference, growth_to_decide, mean_interval
 from slick_hf.runs import Runs
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
@@ -36,9 +41,43 @@ def _pts(e: Estimate) -> str:
     return f"{100 * e.mean:+.1f} points [{100 * e.low:+.1f}, {100 * e.high:+.1f}]"
 
 
-def _verdict(number: int, claim: str, verdict: str, statistic: str, value: Estimate | dict | None = None) -> dict:
+def to_decide(e: Estimate, bound: float, now: int, unit: str, questions: int | None = None) -> dict:
+    """What would decide `e` against `bound` (80% power at the observed value): `now` -> needed `unit`s
+    (seeds per variant, or runs), and test questions where the test set's binomial noise dominates."""
+    growth = growth_to_decide(e, bound)
+    if growth is None:
+        return {"unit": unit, "now": now, "needed": None, "text": "the observed value sits on the bound"}
+    out = {"unit": unit, "now": now, "needed": max(now + 1, math.ceil(growth * now)), "growth": growth}
+    text = f"about {out['needed']} {unit} (now {now})"
+    if questions and e.se_questions**2 >= e.se**2 / 2:  # questions carry most of the variance
+        out |= {"questions_now": questions, "questions_needed": max(questions + 1, math.ceil(growth * questions))}
+        text += f", or about {out['questions_needed']} test questions (now {questions})"
+    out["text"] = text + " would decide it with 80% power, were the observed value the true one"
+    return out
+
+
+def _verdict(
+    number: int,
+    claim: str,
+    verdict: str,
+    statistic: str,
+    value: Estimate | dict | None = None,
+    decide: dict | None = None,
+) -> dict:
     value = value.as_dict() if isinstance(value, Estimate) else value
-    return {"finding": number, "claim": claim, "verdict": verdict, "statistic": statistic, "value": value}
+    out = {"finding": number, "claim": claim, "verdict": verdict, "statistic": statistic, "value": value}
+    if verdict == INCONCLUSIVE and decide is not None:
+        out["to_decide"] = decide
+    return out
+
+
+def questions_in(runs: Runs, split: str = "test") -> int | None:
+    """How many questions the runs' `split` has (read from the first run evaluated on it)."""
+    for group in runs.runs.values():
+        for point in group.results.values():
+            if split in point:
+                return point[split].get("count")
+    return None
 
 
 def slower_fitting(runs: Runs) -> dict:
@@ -50,7 +89,7 @@ def slower_fitting(runs: Runs) -> dict:
     if gap is None:
         return _verdict(1, claim, INCONCLUSIVE, f"{len(rows)} run(s) fit both kinds; 2 or more are needed")
     stat = f"Known minus Unknown share fitted at EARLY_STOP, mean over {len(rows)} runs: {_pts(gap)}"
-    return _verdict(1, claim, judge(gap), stat, gap)
+    return _verdict(1, claim, judge(gap), stat, gap, to_decide(gap, 0.0, len(rows), "runs"))
 
 
 def unknown_lowers_accuracy(fits: list[Eq1Fit], label: str) -> dict:
@@ -64,7 +103,8 @@ def unknown_lowers_accuracy(fits: list[Eq1Fit], label: str) -> dict:
     e = Estimate(t["coef"] / 100, t["se"] / 100, t["ci"][0] / 100, t["ci"][1] / 100, 0, fit.n)
     clusters = fit.df + 1
     stat = f"b_unk = {t['coef']:.1f} [{t['ci'][0]:.1f}, {t['ci'][1]:.1f}] ({fit.n} points, {clusters} runs)"
-    return _verdict(2, claim, judge(e, expect_positive=False), stat, e)
+    decide = to_decide(e, 0.0, clusters, "runs in the fit")
+    return _verdict(2, claim, judge(e, expect_positive=False), stat, e, decide)
 
 
 def known_subset(runs: Runs) -> dict:
@@ -78,7 +118,8 @@ def known_subset(runs: Runs) -> dict:
     close = es.low <= 0 <= es.high
     verdict = REPRODUCED if close and conv.low > 0 else NOT_REPRODUCED if conv.high < 0 or not close else INCONCLUSIVE
     stat = f"D_Known minus D over {len(gaps['convergence'])} ratio(s): EARLY_STOP {_pts(es)}, CONVERGENCE {_pts(conv)}"
-    return _verdict(3, claim, verdict, stat, {"early_stop": es.as_dict(), "convergence": conv.as_dict()})
+    decide = to_decide(conv, 0.0, conv.seeds, "seeds per variant", questions_in(runs))
+    return _verdict(3, claim, verdict, stat, {"early_stop": es.as_dict(), "convergence": conv.as_dict()}, decide)
 
 
 def easy_sets(runs: Runs) -> list[dict]:
@@ -102,7 +143,14 @@ def easy_sets(runs: Runs) -> list[dict]:
             else INCONCLUSIVE
         )
         stat = "; ".join(f"{n} minus D_Natural at EARLY_STOP {_pts(g)}" for n, g in gaps.items())
-        out.append(_verdict(4, claim_a, verdict, stat, {n: g.as_dict() for n, g in gaps.items()}))
+        # the undecided gap: one whose interval crosses -margin, judged against the bound its mean is beyond
+        open_gaps = [g for g in gaps.values() if g.low <= -NON_INFERIORITY]
+        decide = None
+        if open_gaps:
+            g = min(open_gaps, key=lambda g: g.mean)
+            bound = -NON_INFERIORITY if g.mean > -NON_INFERIORITY else 0.0
+            decide = to_decide(g, bound, g.seeds, "seeds per variant", g.n)
+        out.append(_verdict(4, claim_a, verdict, stat, {n: g.as_dict() for n, g in gaps.items()}, decide))
     key = "exact_match_MaybeKnown"
     on_mk = [estimate(runs.get(n), "early_stop", "test", key) for n in ("D_MaybeKnown", "D_HighlyKnown")]
     if None in on_mk:
@@ -110,7 +158,8 @@ def easy_sets(runs: Runs) -> list[dict]:
     else:
         gap = difference(*on_mk)
         stat = f"D_MaybeKnown minus D_HighlyKnown on MaybeKnown test questions at EARLY_STOP: {_pts(gap)}"
-        out.append(_verdict(4, claim_b, judge(gap), stat, gap))
+        decide = to_decide(gap, 0.0, gap.seeds, "seeds per variant", gap.n)
+        out.append(_verdict(4, claim_b, judge(gap), stat, gap, decide))
     return out
 
 
@@ -123,7 +172,7 @@ def idk_helps(runs: Runs) -> dict:
         return _verdict(5, claim, INCONCLUSIVE, "D_IDK_unk0.50 or D_unk0.50 was not run")
     gap = difference(idk, d)
     stat = f"D_IDK's accuracy on answered minus D's accuracy (50% Unknown, EARLY_STOP): {_pts(gap)}"
-    return _verdict(5, claim, judge(gap), stat, gap)
+    return _verdict(5, claim, judge(gap), stat, gap, to_decide(gap, 0.0, gap.seeds, "seeds per variant"))
 
 
 def verdicts(runs: Runs, fits: list[Eq1Fit]) -> list[dict]:

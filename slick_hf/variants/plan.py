@@ -89,7 +89,7 @@ def choose_size(
     lacking = lacking_relations(pool, kinds)
     for kind in kinds:
         try:
-            default_size(pool, variants=[kind])
+            default_size(pool, base.shares, variants=[kind])
         except SlickError as err:
             blocked[kind] = str(err)
             if kind in lacking:
@@ -113,8 +113,8 @@ def choose_size(
         how = f"train_size {given} (given"
         how += f"; infeasible at it: {', '.join(bad)})" if bad else "; every planned variant is feasible)"
         return given, runnable, infeasible | bad, how
-    size = default_size(pool, variants=usable)
+    size = default_size(pool, base.shares, variants=usable)
     infeasible |= infeasible_at(pool, base, runnable, size)  # rounding corner cases
     runnable = [(v, x) for v, x in runnable if variant_name(v, x) not in infeasible]
-    how = f"default_size(pool, variants={usable}) = {size}, the largest |D| at which all of them are feasible"
+    how = f"default_size(pool, {base.shares!r}, variants={usable}) = {size}, the largest |D| at which all of them are feasible"
     return size, runnable, infeasible, how

@@ -52,3 +52,32 @@ def test_seed_mean_covers_with_training_noise_and_differences_detect_effects():
     assert np.mean(covered) >= 0.9
     a, b = seed_mean([0.50, 0.52, 0.49], 600), seed_mean([0.40, 0.41, 0.42], 600)
     assert difference(a, b).low > 0 and difference(b, b).low < 0 < difference(b, b).high
+
+
+def test_growth_to_decide_gives_the_sample_that_decides_with_80_percent_power():
+    """Seeds with a true gap of 2 points and a spread of 4: `growth_to_decide` on a pilot of 3 seeds per arm says
+    how many seeds make a difference's interval exclude 0; at that many, about 80% of experiments do."""
+    from slick_hf.report.stats import Estimate, growth_to_decide
+
+    truth, spread, n = 0.02, 0.04, 10**6  # a huge test set: the seeds' spread alone decides
+    pilot = Estimate(truth, spread * (2 / 3) ** 0.5, 0.0, 0.0, 3, n)  # se of a 3-vs-3 difference of means
+    seeds = int(np.ceil(growth_to_decide(pilot) * 3))
+    rng = np.random.default_rng(3)
+    decided = []
+    for _ in range(2000):
+        a = seed_mean(list(0.3 + truth + rng.normal(0, spread, seeds)), n)
+        b = seed_mean(list(0.3 + rng.normal(0, spread, seeds)), n)
+        decided.append(difference(a, b).low > 0)
+    assert 0.74 <= np.mean(decided) <= 0.86
+    assert growth_to_decide(Estimate(0.0, 0.01, -0.02, 0.02, 3, n)) is None  # on the bound: nothing decides it
+    assert growth_to_decide(Estimate(-0.02, 0.01, -0.04, 0.0, 3, n), bound=-0.03) == pytest.approx(
+        growth_to_decide(Estimate(0.01, 0.01, -0.01, 0.03, 3, n))
+    )
+
+
+def test_seed_mean_records_whether_questions_or_seeds_dominate():
+    tight_seeds = seed_mean([0.40, 0.40, 0.41], 100)  # binomial noise of 100 questions dominates
+    assert tight_seeds.se_questions == pytest.approx(tight_seeds.se)
+    spread_seeds = seed_mean([0.30, 0.40, 0.50], 10**5)
+    assert spread_seeds.se_questions == 0.0
+    assert difference(tight_seeds, spread_seeds).se_questions == pytest.approx(tight_seeds.se)

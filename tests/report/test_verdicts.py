@@ -52,3 +52,33 @@ def test_readme_shows_every_verdict(tmp_path):
 )  # fmt: skip
 def test_judge_reads_the_interval(low, high, positive, expected):
     assert judge(Estimate((low + high) / 2, 0.0, low, high, 1, 1), positive) == expected
+
+
+def test_an_inconclusive_verdict_says_how_many_seeds_would_decide_it():
+    from slick_hf.report.verdicts import to_decide
+
+    gap = Estimate(0.01, 0.01, -0.0096, 0.0296, 3, 600, 0.0)  # seeds' spread dominates
+    decide = to_decide(gap, 0.0, 3, "seeds per variant", questions=600)
+    assert decide["needed"] == 24 and "questions_needed" not in decide  # ((1.96 + 0.84) * 1)^2 * 3 = 23.5
+    assert decide["text"].startswith("about 24 seeds per variant (now 3)")
+    by_questions = to_decide(Estimate(0.01, 0.01, -0.0096, 0.0296, 3, 600, 0.01), 0.0, 3, "seeds", questions=600)
+    assert by_questions["questions_needed"] == 4710  # the same growth, in test questions
+    assert to_decide(Estimate(0.0, 0.01, -0.02, 0.02, 3, 600), 0.0, 3, "seeds")["needed"] is None
+
+
+def test_report_gives_to_decide_only_for_inconclusive_verdicts(tmp_path):
+    report = json.loads((write_report(sweep_with_seeds(tmp_path / "runs")) / "report.json").read_text())
+    for v in report["verdicts"]:
+        assert ("to_decide" in v) == (v["verdict"] == INCONCLUSIVE), v
+    readme = (tmp_path / "runs" / "report" / "README.md").read_text()
+    assert readme.count("To decide: about") == sum(v["verdict"] == INCONCLUSIVE for v in report["verdicts"])
+
+
+def test_the_paper_column_matches_d_unk100_to_the_papers_d_unknown(tmp_path):
+    write_report(sweep_with_seeds(tmp_path / "runs"))
+    tables = (tmp_path / "runs" / "report" / "tables.md").read_text()
+    row = next(line for line in tables.splitlines() if line.startswith("| D_unk1.00 (= D_Unknown) | 3 | EARLY_STOP"))
+    assert row.rstrip(" |").endswith("37.5 / 95.6 / 52.9 / 6.5 / 0.6")
+    for name in ("D_HighlyKnown", "D_MaybeKnown", "D_WeaklyKnown", "D_Natural"):
+        line = next(line for line in tables.splitlines() if line.startswith(f"| {name} | 3 | CONVERGENCE"))
+        assert line.count(" / ") == 4, line

@@ -116,5 +116,6 @@ def choose_size(
     size = default_size(pool, base.shares, variants=usable)
     infeasible |= infeasible_at(pool, base, runnable, size)  # rounding corner cases
     runnable = [(v, x) for v, x in runnable if variant_name(v, x) not in infeasible]
-    how = f"default_size(pool, {base.shares!r}, variants={usable}) = {size}, the largest |D| at which all of them are feasible"
+    how = f"default_size(pool, {base.shares!r}, variants={usable}) = {size}, "
+    how += "the largest |D| at which all of them are feasible"
     return size, runnable, infeasible, how

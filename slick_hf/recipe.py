@@ -231,8 +231,8 @@ def run_recipe(script: SlickScriptArguments, training: SlickSFTConfig, model_arg
     write_model_card(run_dir, run)
     atomic_write_text(run_dir / RUN_FILE, json.dumps(run, indent=2))
     print_results(results, summary)
-    peaks = ", ".join(f"{name} {m['peak_rss_gb']:.2f} GB" for name, m in memory.items())
-    print(f"peak memory (resident) per phase: {peaks}")
+    peaks = ", ".join(f"{name} {m['peak_rss_gb']:.2f} GB in {m['seconds']:.0f} s" for name, m in memory.items())
+    print(f"peak memory (resident) and wall time per phase: {peaks}")
     if push_repo:
         from slick_hf.hub import push_folder
 

@@ -10,6 +10,7 @@ import sys
 
 PHASES = """
 import json
+import time
 from slick_hf.memory import peak_rss_bytes, phase_peak, release_freed_memory, reset_peak_rss
 
 record = {}
@@ -19,6 +20,7 @@ with phase_peak("big", record):
     del block
 with phase_peak("small", record):
     release_freed_memory()
+    time.sleep(0.2)
 print(json.dumps({"record": record, "peak": peak_rss_bytes(), "reset": reset_peak_rss()}))
 """
 
@@ -30,3 +32,4 @@ def test_a_phase_records_its_own_peak():
     if record["small"]["reset"]:  # Linux lets a process reset its peak
         assert record["small"]["peak_rss_gb"] < record["big"]["peak_rss_gb"] - 0.2
     assert out["peak"] > 0 and out["reset"] in (True, False)
+    assert record["small"]["seconds"] >= 0.2 and record["big"]["seconds"] >= 0.0

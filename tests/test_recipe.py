@@ -133,7 +133,8 @@ def test_tiny_cpu_recipe_end_to_end(annotated_dir: Path, tmp_path: Path, capfd) 
     assert "{'loss'" not in printed.out + printed.err  # the loss is the training bar's postfix, not a dict line
     memory = json.loads((run_dir / "run.json").read_text())["memory"]
     assert set(memory) == {"annotate", "train", "evaluate"} and all(m["peak_rss_gb"] > 0.1 for m in memory.values())
-    assert "peak memory (resident) per phase: annotate" in printed.out
+    assert "peak memory (resident) and wall time per phase: annotate" in printed.out
+    assert all(m["seconds"] > 0 for m in memory.values())
     dynamics = [json.loads(line) for line in (run_dir / "training_dynamics.jsonl").read_text().splitlines()]
     assert [round(r["epoch"]) for r in dynamics] == [1, 2]
     for row in dynamics:

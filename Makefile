@@ -38,6 +38,7 @@ help:
 	@echo "make sweep              every variant at one |D|, then the report (recipe overrides but RATIO/VARIANT; SEEDS= SWEEP_ARGS=)"
 	@echo "make report             rewrite the sweep's report (same overrides), or RUNS=folder for any runs folder"
 	@echo "make stability          label stability of the study's annotations, checked against a seed-1 draw of its test split"
+	@echo "make install-vllm       vLLM in its own environment (.venv-vllm) for --engine vllm (VLLM_PACKAGE=vllm on CUDA)"
 	@echo "make test | style | quality | bench"
 
 install: $(STAMP)

@@ -6,7 +6,6 @@ import functools
 import http.server
 import json
 import os
-import socket
 import threading
 import zipfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from slick_hf.data import entityquestions, geo
 from slick_hf.data.entityquestions import IN_DISTRIBUTION, OUT_OF_DISTRIBUTION, extract_subject
 from slick_hf.data.load import LoadReport, load_questions, relation_sets, resolve_relations, templates
 from slick_hf.errors import SlickError
+from slick_hf.testing.network import free_port
 
 COLUMNS = ["id", "relation", "subject", "question", "answers", "split"]
 SHARED_EQ = Path(
@@ -272,12 +272,6 @@ def make_zip(path: Path, tree=FIXTURE) -> Path:
     return path
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_download_extracts_once_and_caches(tmp_path, monkeypatch):
     served = tmp_path / "served"
     served.mkdir()
@@ -311,7 +305,7 @@ def test_download_from_file_url(tmp_path):
 def test_unreachable_url_is_a_clean_error(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("SLICK_HF_CACHE", str(cache))
-    monkeypatch.setenv("SLICK_EQ_URL", f"http://127.0.0.1:{closed_port()}/dataset.zip")
+    monkeypatch.setenv("SLICK_EQ_URL", f"http://127.0.0.1:{free_port()}/dataset.zip")
     with pytest.raises(SlickError, match="--data-dir") as err:
         load_questions("entityquestions", relations="P17")
     assert "failed" in str(err.value)

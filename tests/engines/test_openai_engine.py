@@ -5,7 +5,6 @@ import dataclasses
 import importlib.metadata
 import importlib.util
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -25,17 +24,12 @@ from slick_hf.errors import SlickError
 from slick_hf.models import SMOLLM2_GGUF
 from slick_hf.testing import FakeBackend, Faults, ServerThread, TransformersBackend
 from slick_hf.testing.fixtures import tiny_geo_rows
+from slick_hf.testing.network import free_port
 
 pytest.importorskip("openai")
 
 CONFIG = SlickConfig(num_prompts=3, num_samples=4, max_new_tokens=12)
 FAST = {"backoff_base": 0.02, "backoff_max": 0.2, "startup_timeout": 10, "progress": False}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import json
 import logging
-import socket
 import time
 
 import pytest
@@ -18,6 +17,7 @@ from slick_hf.engines.tgi import TGIEngine
 from slick_hf.errors import SlickError
 from slick_hf.testing import FakeBackend, Faults, ServerThread, TransformersBackend
 from slick_hf.testing.fixtures import tiny_geo_rows
+from slick_hf.testing.network import free_port
 
 CONFIG = SlickConfig(num_prompts=3, num_samples=4, max_new_tokens=12)
 FAST = {"backoff_base": 0.02, "backoff_max": 0.2, "startup_timeout": 10, "progress": False}
@@ -31,12 +31,6 @@ def _hub_online_for_local_servers():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(constants, "HF_HUB_OFFLINE", False)
         yield
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

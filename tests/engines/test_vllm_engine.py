@@ -1,7 +1,6 @@
 """`--engine vllm` on SmolLM2, against the fast engine in fp32, and a real `vllm serve` process behind
 `--engine openai`. Skipped where vLLM is not installed (`make install-vllm` builds its environment)."""
 
-import socket
 import subprocess
 import time
 import urllib.request
@@ -16,6 +15,7 @@ from slick_hf.data import load_questions
 from slick_hf.engines.base import GenerationRequest
 from slick_hf.engines.vllm.engine import VLLMEngine, vllm_python
 from slick_hf.models import resolve_model
+from slick_hf.testing.network import free_port
 
 pytestmark = pytest.mark.skipif(vllm_python() is None, reason="vLLM is not installed (make install-vllm)")
 RELATIONS = ("capital", "city_country", "city_state")
@@ -77,16 +77,10 @@ def test_vllm_info_says_how_samples_are_drawn(vllm_engine):
     assert len(samples) == 1 and len(samples[0]) == 4 and all("\n" not in s for s in samples[0])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory):
     """`vllm serve` (the OpenAI-compatible server) on 127.0.0.1, started from the vLLM environment."""
-    port = _free_port()
+    port = free_port()
     log = Path(tmp_path_factory.mktemp("vllm")) / "server.log"
     command = [vllm_python(), "-m", "vllm.entrypoints.openai.api_server", "--model", resolve_model("smollm2-135m")]
     command += ["--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enable-prefix-caching"]

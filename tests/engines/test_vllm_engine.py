@@ -1,9 +1,6 @@
 """`--engine vllm` on SmolLM2, against the fast engine in fp32, and a real `vllm serve` process behind
 `--engine openai`. Skipped where vLLM is not installed (`make install-vllm` builds its environment)."""
 
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -80,26 +77,16 @@ def test_vllm_info_says_how_samples_are_drawn(vllm_engine):
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory):
     """`vllm serve` (the OpenAI-compatible server) on 127.0.0.1, started from the vLLM environment."""
-    port = free_port()
+    from slick_hf.engines.vllm.server import start_vllm_server, stop_vllm_server
+    from slick_hf.errors import SlickError
+
     log = Path(tmp_path_factory.mktemp("vllm")) / "server.log"
-    command = [vllm_python(), "-m", "vllm.entrypoints.openai.api_server", "--model", resolve_model("smollm2-135m")]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enable-prefix-caching"]
-    with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 600
-    while time.time() < deadline and process.poll() is None:
-        try:
-            urllib.request.urlopen(url + "/v1/models", timeout=5)
-            break
-        except OSError:
-            time.sleep(3)
-    if process.poll() is not None or time.time() >= deadline:
-        process.kill()
-        pytest.skip(f"vllm serve did not start: {log.read_text()[-500:]}")
+    try:
+        process, url = start_vllm_server(resolve_model("smollm2-135m"), free_port(), log)
+    except SlickError as err:
+        pytest.skip(str(err))
     yield url
-    process.terminate()
-    process.wait(timeout=60)
+    stop_vllm_server(process)
 
 
 def test_openai_engine_through_vllm_serve_matches_vllm_in_process(geo, vllm_engine, vllm_server):

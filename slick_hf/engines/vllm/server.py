@@ -1,0 +1,48 @@
+"""`vllm serve` (vLLM's OpenAI-compatible server) started on 127.0.0.1 from the vLLM environment, for
+`--engine openai` against a real vLLM: the tests' fixture and the benchmark use it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from slick_hf.engines.vllm.engine import vllm_python
+from slick_hf.errors import SlickError
+
+
+def start_vllm_server(model_dir: str, port: int, log: Path, dtype: str = "float32", timeout_s: float = 600.0):
+    """Start `vllm serve` for a local model folder on 127.0.0.1:`port` (prefix caching on), its output in
+    `log`; return (process, base URL) once `/v1/models` answers. SlickError, with the log's tail, when the
+    vLLM environment is missing or the server does not come up within `timeout_s` (it is stopped then)."""
+    python = vllm_python()
+    if python is None:
+        raise SlickError("vllm serve needs vLLM: run `make install-vllm`")
+    command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--dtype", dtype]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--enable-prefix-caching"]
+    with Path(log).open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/v1/models", timeout=5)
+            return process, url
+        except OSError:
+            time.sleep(3)
+    stop_vllm_server(process)
+    tail = Path(log).read_text(errors="replace")[-500:]
+    raise SlickError(f"vllm serve did not come up within {timeout_s:.0f} s: {tail}")
+
+
+def stop_vllm_server(process: subprocess.Popen) -> None:
+    """Stop a server started by `start_vllm_server` (terminate, then kill after a minute)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

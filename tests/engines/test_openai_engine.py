@@ -24,7 +24,7 @@ from slick_hf.errors import SlickError
 from slick_hf.models import SMOLLM2_GGUF
 from slick_hf.testing import FakeBackend, Faults, ServerThread, TransformersBackend
 from slick_hf.testing.fixtures import tiny_geo_rows
-from slick_hf.testing.network import free_port
+from slick_hf.testing.network import free_port, stop_process
 
 pytest.importorskip("openai")
 
@@ -127,12 +127,7 @@ def llama_server():
         smoke_test_or_skip(url, proc)
         yield url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
 
 
 def smoke_test_or_skip(url: str, proc: subprocess.Popen) -> None:

@@ -12,7 +12,7 @@ from slick_hf.data import load_questions
 from slick_hf.engines.base import GenerationRequest
 from slick_hf.engines.vllm.engine import VLLMEngine, vllm_python
 from slick_hf.models import resolve_model
-from slick_hf.testing.network import free_port
+from slick_hf.testing.network import free_port, stop_process
 
 pytestmark = pytest.mark.skipif(vllm_python() is None, reason="vLLM is not installed (make install-vllm)")
 RELATIONS = ("capital", "city_country", "city_state")
@@ -77,8 +77,8 @@ def test_vllm_info_says_how_samples_are_drawn(vllm_engine):
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory):
     """`vllm serve` (the OpenAI-compatible server) on 127.0.0.1, started from the vLLM environment."""
-    from slick_hf.engines.vllm.server import start_vllm_server, stop_vllm_server
     from slick_hf.errors import SlickError
+    from slick_hf.testing.vllm_server import start_vllm_server
 
     log = Path(tmp_path_factory.mktemp("vllm")) / "server.log"
     try:
@@ -86,7 +86,7 @@ def vllm_server(tmp_path_factory):
     except SlickError as err:
         pytest.skip(str(err))
     yield url
-    stop_vllm_server(process)
+    stop_process(process, 60)
 
 
 def test_openai_engine_through_vllm_serve_matches_vllm_in_process(geo, vllm_engine, vllm_server):

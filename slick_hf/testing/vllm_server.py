@@ -1,5 +1,5 @@
 """`vllm serve` (vLLM's OpenAI-compatible server) started on 127.0.0.1 from the vLLM environment, for
-`--engine openai` against a real vLLM: the tests' fixture and the benchmark use it."""
+`--engine openai` against a real vLLM: the tests' fixture and the benchmark use it; `stop_process` stops it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from slick_hf.engines.vllm.engine import vllm_python
 from slick_hf.errors import SlickError
+from slick_hf.testing.network import stop_process
 
 
 def start_vllm_server(model_dir: str, port: int, log: Path, dtype: str = "float32", timeout_s: float = 600.0):
@@ -31,18 +32,6 @@ def start_vllm_server(model_dir: str, port: int, log: Path, dtype: str = "float3
             return process, url
         except OSError:
             time.sleep(3)
-    stop_vllm_server(process)
+    stop_process(process, 60)
     tail = Path(log).read_text(errors="replace")[-500:]
     raise SlickError(f"vllm serve did not come up within {timeout_s:.0f} s: {tail}")
-
-
-def stop_vllm_server(process: subprocess.Popen) -> None:
-    """Stop a server started by `start_vllm_server` (terminate, then kill after a minute)."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

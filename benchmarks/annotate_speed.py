@@ -181,7 +181,11 @@ def worker(variant: str, n: int, chunk: int, out_path: str) -> None:
         "engine": info,
         "engine_stats": extra,
         "results": [
-            {"id": row["id"], **{k: r[k] for k in ("slick_category", "slick_greedy_answers", "slick_samples_correct")}}
+            {
+                "id": row["id"],
+                "question": row["question"],
+                **{k: r[k] for k in ("slick_category", "slick_greedy_answers", "slick_samples_correct")},
+            }
             for row, r in zip(rows, results, strict=True)
         ],
     }
@@ -217,12 +221,26 @@ def agreement(x: dict, y: dict) -> dict:
     ry = {r["id"]: r for r in y["results"]}
     common = [(r, ry[r["id"]]) for r in x["results"] if r["id"] in ry]
     greedy_decided = [(a, b) for a, b in common if a["slick_category"] in ("HighlyKnown", "MaybeKnown")]
+    answers = [
+        (p, q) for a, b in common for p, q in zip(a["slick_greedy_answers"], b["slick_greedy_answers"], strict=True)
+    ]
     return {
         "examples": len(common),
         "greedy_answers_equal": sum(a["slick_greedy_answers"] == b["slick_greedy_answers"] for a, b in common),
+        "single_greedy_answers_equal": f"{sum(p == q for p, q in answers)}/{len(answers)}",
         "categories_equal": sum(a["slick_category"] == b["slick_category"] for a, b in common),
         "greedy_decided": len(greedy_decided),
         "greedy_decided_categories_equal": sum(a["slick_category"] == b["slick_category"] for a, b in greedy_decided),
+        "differing": [
+            {
+                "question": a.get("question", a["id"]),
+                "categories": [a["slick_category"], b["slick_category"]],
+                "samples_correct": [a["slick_samples_correct"], b["slick_samples_correct"]],
+                "greedy_answers": [a["slick_greedy_answers"], b["slick_greedy_answers"]],
+            }
+            for a, b in common
+            if a["slick_category"] != b["slick_category"]
+        ],
     }
 
 
@@ -391,13 +409,23 @@ def main() -> None:
         if x in runs and y in runs and "error" not in runs[x] and "error" not in runs[y]:
             agree[f"{x}-{y}"] = agreement(runs[x], runs[y])
     if agree:
-        print("\n| pair | examples | greedy answers equal | categories equal | greedy-decided (HK/MK) equal |")
-        print("|---|---|---|---|---|")
+        print(
+            "\n| pair | examples | rows with all greedy answers equal | greedy answers equal | categories equal "
+            "| greedy-decided (HK/MK) equal |"
+        )
+        print("|---|---|---|---|---|---|")
         for k, a in agree.items():
             print(
-                f"| {k} | {a['examples']} | {a['greedy_answers_equal']} | {a['categories_equal']} | "
-                f"{a['greedy_decided_categories_equal']}/{a['greedy_decided']} |"
+                f"| {k} | {a['examples']} | {a['greedy_answers_equal']} | {a['single_greedy_answers_equal']} | "
+                f"{a['categories_equal']} | {a['greedy_decided_categories_equal']}/{a['greedy_decided']} |"
             )
+        for k, a in agree.items():
+            for d in a["differing"]:
+                print(
+                    f"\n{k} differs on {d['question']!r}: {' / '.join(d['categories'])}, samples correct "
+                    f"{' / '.join(map(str, d['samples_correct']))}; greedy answers {d['greedy_answers'][0]} "
+                    f"/ {d['greedy_answers'][1]}"
+                )
     if args.output:
         Path(args.output).write_text(json.dumps({"conditions": conditions, "runs": runs, "agreement": agree}, indent=2))
 

@@ -282,6 +282,14 @@ class Runs:
         """Every seed a complete run has."""
         return sorted({r.seed for r in self.runs.values() if r.complete})
 
+    def question_count(self, split: str) -> int | None:
+        """How many questions the runs' test split `split` has (from the first complete run evaluated on it)."""
+        for run in self.runs.values():
+            for point in run.results.values() if run.complete else ():
+                if point.get(split, {}).get("count"):
+                    return int(point[split]["count"])
+        return None
+
     @property
     def size(self) -> int | None:
         """The sweep's |D|: from sweep.json, else the largest train set among the runs."""

@@ -168,7 +168,7 @@ def noise_sentence(runs: Runs) -> str | None:
     for split in SPLITS:
         accs = [r.metric(p, split) for r in runs.runs.values() if r.complete for p in STOPPING_POINTS]
         accs = [a for a in accs if a is not None]
-        n = next((r.metric("early_stop", split, "count") for r in runs.runs.values() if r.complete), None)
+        n = runs.question_count(split)
         if not accs or not n:
             continue
         p = sum(accs) / len(accs) / 100

@@ -71,15 +71,6 @@ def _verdict(
     return out
 
 
-def questions_in(runs: Runs, split: str = "test") -> int | None:
-    """How many questions the runs' `split` has (read from the first run evaluated on it)."""
-    for group in runs.runs.values():
-        for point in group.results.values():
-            if split in point:
-                return point[split].get("count")
-    return None
-
-
 def slower_fitting(runs: Runs) -> dict:
     """Finding 1."""
     claim = "Unknown fine-tuning examples are fitted more slowly than Known ones (EARLY_STOP)"
@@ -118,7 +109,7 @@ def known_subset(runs: Runs) -> dict:
     close = es.low <= 0 <= es.high
     verdict = REPRODUCED if close and conv.low > 0 else NOT_REPRODUCED if conv.high < 0 or not close else INCONCLUSIVE
     stat = f"D_Known minus D over {len(gaps['convergence'])} ratio(s): EARLY_STOP {_pts(es)}, CONVERGENCE {_pts(conv)}"
-    decide = to_decide(conv, 0.0, conv.seeds, "seeds per variant", questions_in(runs))
+    decide = to_decide(conv, 0.0, conv.seeds, "seeds per variant", runs.question_count("test"))
     return _verdict(3, claim, verdict, stat, {"early_stop": es.as_dict(), "convergence": conv.as_dict()}, decide)
 
 

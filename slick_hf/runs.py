@@ -80,9 +80,14 @@ class Run:
     problems: list[str] = field(default_factory=list)
 
     @property
-    def complete(self) -> bool:
+    def evaluated(self) -> bool:
         """Both stopping points evaluated on the in-distribution test."""
         return all(p in self.results and "test" in self.results[p] for p in STOPPING_POINTS)
+
+    @property
+    def complete(self) -> bool:
+        """Evaluated and recorded: run.json is written last, so a run still being evaluated is not complete."""
+        return self.evaluated and bool(self.info)
 
     def metric(self, point: str, split: str, key: str = "exact_match") -> float | None:
         """A metric in percent (fractions are scaled; counts are not), or None."""
@@ -191,9 +196,11 @@ def read_run(path: Path) -> Run:
         run.dynamics = _read_dynamics(path / DYNAMICS_FILE, run.problems)
     if not run.results:
         run.problems.append("no results.json (not evaluated yet)")
-    elif not run.complete:
+    elif not run.evaluated:
         have = ", ".join(f"{p}/{s}" for p, splits in run.results.items() for s in splits)
         run.problems.append(f"results.json incomplete (has {have or 'nothing'})")
+    elif not run.info:
+        run.problems.append(f"no {RUN_FILE} (still being evaluated, or stopped before its record was written)")
     if not run.dynamics:
         run.problems.append("no training_dynamics.jsonl")
     return run

@@ -273,3 +273,15 @@ def test_trend_sentences_say_only_what_the_numbers_show() -> None:
     down = trend_sentence("A", [(0.0, 30.0), (0.5, 35.0), (1.0, 10.0)])
     assert down.startswith("A falls from 30.0% at 0% Unknown to 10.0% at 100% Unknown but not monotonically")
     assert trend_sentence("A", [(0.0, 30.0)]) is None
+
+
+def test_a_run_still_being_evaluated_is_not_counted(tmp_path: Path) -> None:
+    """results.json may hold both stopping points while the last split is still evaluated; run.json comes last."""
+    folder = tmp_path / "runs"
+    for name in ("D_unk0.00", "D_unk1.00"):
+        write_run(folder, name, random.Random(2))
+    (folder / "D_unk1.00" / "run.json").unlink()
+    runs = load_runs(folder)
+    assert runs.runs["D_unk0.00"].complete and not runs.runs["D_unk1.00"].complete
+    assert runs.runs["D_unk1.00"].evaluated and "D_unk1.00" not in runs.groups
+    assert "no run.json (still being evaluated" in runs.incomplete["D_unk1.00"][0]

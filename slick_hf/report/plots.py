@@ -144,11 +144,21 @@ def plot_dev_accuracy(runs: Runs, path: Path) -> bool:
     fig, axes = plt.subplots(1, len(groups), figsize=(4.6 * len(groups), 3.6), squeeze=False, sharey=True)
     for ax, (title, group) in zip(axes[0], groups, strict=True):
         cmap = plt.get_cmap("viridis" if title.startswith("D") else "tab10")
-        for i, run in enumerate(group):
-            color = cmap(i / max(len(group) - 1, 1)) if title.startswith("D") else cmap(i)
+        variants = list(dict.fromkeys(r.variant for r in group))  # one colour and one legend entry per variant
+        seeds = {v: sum(r.variant == v for r in group) for v in variants}
+        labelled: set[str] = set()
+        for run in group:
+            i = variants.index(run.variant)
+            color = cmap(i / max(len(variants) - 1, 1)) if title.startswith("D") else cmap(i)
             xs = [float(row["epoch"]) for row in run.dynamics]
             ys = [100 * row["dev_exact_match"] for row in run.dynamics]
-            ax.plot(xs, ys, color=color, label=run.name, lw=1.5)
+            label = (
+                None
+                if run.variant in labelled
+                else f"{run.variant} ({seeds[run.variant]} seed{'s' if seeds[run.variant] > 1 else ''})"
+            )
+            labelled.add(run.variant)
+            ax.plot(xs, ys, color=color, label=label, lw=1.2, alpha=0.85)
             es = run.es_epoch
             if es is not None:
                 k = min(range(len(xs)), key=lambda j: abs(xs[j] - es))
@@ -159,7 +169,7 @@ def plot_dev_accuracy(runs: Runs, path: Path) -> bool:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("dev accuracy (%)")
-    fig.suptitle("Dev accuracy per epoch (dot: EARLY_STOP)")
+    fig.suptitle("Dev accuracy per epoch, one line per run, one colour per variant (dot: EARLY_STOP)")
     fig.tight_layout()
     _save(fig, path)
     return True

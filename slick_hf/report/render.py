@@ -251,7 +251,8 @@ PLOTS = {
     "examples in D, at EARLY_STOP and CONVERGENCE; dashed: D_Known (D with those Unknown examples removed).",
     "train_fit.png": "Share of Known and Unknown train examples the model fits, per epoch (the paper's Figure 1 "
     "and 4 shapes); the dotted line marks EARLY_STOP.",
-    "dev_accuracy.png": "Dev accuracy per epoch; a dot marks EARLY_STOP.",
+    "dev_accuracy.png": "Dev accuracy per epoch, one line per run (the seeds of a variant share its colour); "
+    "a dot marks EARLY_STOP.",
     "equation1.png": "Equation 1: fitted against observed accuracy, one point per (run, epoch).",
 }
 

@@ -46,6 +46,13 @@ def vllm_python() -> str | None:
     return None
 
 
+def vllm_cpu_environment(env: dict[str, str]) -> dict[str, str]:
+    """`env` with vLLM's CPU settings where it leaves them unset: the CPU platform, and 2 GiB of KV cache
+    (SliCK prompts are short; vLLM's own default takes most of the machine's memory, so a second vLLM
+    process, a server beside an in-process engine, could not start)."""
+    return {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "2", **env}
+
+
 class VLLMEngine(Engine):
     """vLLM's `LLM` in a worker process, with prefix caching; greedy and sampled requests alike."""
 
@@ -77,8 +84,7 @@ class VLLMEngine(Engine):
             os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))
         )
         if device == "cpu":
-            env.setdefault("VLLM_TARGET_DEVICE", "cpu")
-            env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB of KV cache: SliCK prompts are short
+            env = vllm_cpu_environment(env)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1
         )
